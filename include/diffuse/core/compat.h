@@ -1,0 +1,60 @@
+#pragma once
+// The one place where LibTorch 1.13 (Debian, CPU) and LibTorch 2.x (CUDA builds) differ.
+// Everything else in diffuse calls these helpers instead of the versioned APIs.
+#include <torch/torch.h>
+
+#include <vector>
+
+#if TORCH_VERSION_MAJOR >= 2
+#define DIFFUSE_TORCH2 1
+#else
+#define DIFFUSE_TORCH2 0
+#endif
+
+namespace diffuse::compat {
+
+// Turn CUDA autocast on (bf16) or off for the current thread.
+void set_cuda_autocast(bool enabled);
+bool cuda_autocast_enabled();
+
+// RAII guard: bf16 CUDA autocast inside the scope when `enabled`, restored afterwards.
+class CudaAutocastGuard {
+ public:
+  explicit CudaAutocastGuard(bool enabled);
+  ~CudaAutocastGuard();
+  CudaAutocastGuard(const CudaAutocastGuard&) = delete;
+  CudaAutocastGuard& operator=(const CudaAutocastGuard&) = delete;
+
+ private:
+  bool previous_;
+  bool changed_;
+};
+
+// softmax(q kᵀ / √d) v over the last two dims of [B, H, N, d] tensors: the fused
+// flash / memory-efficient kernel on 2.x, written out on 1.13 (same result).
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v);
+// The written-out form, exposed so tests can compare it with the fused kernel.
+torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v);
+
+// True when a fused multi-tensor AdamW step (at::_fused_adamw_) is available for `device`.
+bool has_fused_adamw(const torch::Device& device);
+
+// One fused AdamW step over lists of CUDA tensors (2.x); throws where unavailable.
+// `steps` are 0-dim float tensors on the device, already incremented.
+void fused_adamw(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads,
+                 std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
+                 std::vector<torch::Tensor> steps, double lr, double beta1, double beta2,
+                 double weight_decay, double eps);
+
+// ema ← ema + (1 - decay)(param - ema) for every pair, as one multi-tensor op where possible.
+void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,
+              double weight);
+
+// LibTorch version as "major.minor.patch".
+std::string torch_version();
+
+bool cuda_available();
+
+}  // namespace diffuse::compat

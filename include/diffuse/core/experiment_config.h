@@ -1,0 +1,188 @@
+#pragma once
+// The typed form of an experiment YAML (configs/*.yaml). Parsed once, strictly, by
+// parse_experiment_config; the rest of diffuse sees only these structs. Every field has a
+// default; `emit_experiment_config` writes the resolved config back (parse → emit → parse
+// is the identity). README.md "Config reference" documents each key.
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "diffuse/core/config_node.h"
+
+namespace diffuse {
+
+// ---- data: ----------------------------------------------------------------------------
+enum class DatasetType { idx, cifar10, image_folder, latents };
+inline constexpr std::array<EnumName<DatasetType>, 4> kDatasetTypeNames{{
+    {"idx", DatasetType::idx},
+    {"cifar10", DatasetType::cifar10},
+    {"image_folder", DatasetType::image_folder},
+    {"latents", DatasetType::latents},
+}};
+
+struct DataOptions {
+  DatasetType type = DatasetType::idx;
+  std::string path = "/usr/share/datasets/fashion-mnist";  // folder holding the files
+  std::string split = "train";                               // train | test
+  int resolution = 0;       // output H = W; 0 keeps the native size
+  int channels = 0;         // 1 or 3; 0 keeps the native channel count
+  bool hflip = false;       // random horizontal flip (training augmentation)
+  bool allow_upscale = false;  // image folders: upscale images smaller than `resolution`
+  bool skip_corrupt = false;   // image folders: skip unreadable images (counted) instead of failing
+  int64_t limit = 0;        // use only the first N items; 0 = all
+  int num_workers = 2;      // background prefetch threads
+  int prefetch_batches = 4; // batches queued ahead of the trainer
+};
+
+// ---- model: ---------------------------------------------------------------------------
+enum class ModelArch { unet, dit };
+inline constexpr std::array<EnumName<ModelArch>, 2> kModelArchNames{{
+    {"unet", ModelArch::unet},
+    {"dit", ModelArch::dit},
+}};
+
+struct UNetOptions {
+  int base_channels = 64;
+  std::vector<int> channel_mult{1, 2, 2};
+  int num_res_blocks = 2;
+  std::vector<int> attention_resolutions{14};  // feature-map sizes (pixels) that get attention
+  int num_heads = 4;
+  int head_channels = -1;   // > 0: heads = channels / head_channels (overrides num_heads)
+  double dropout = 0.0;
+  int num_groups = 32;      // GroupNorm groups
+  bool scale_shift_norm = true;  // ADM's adaptive GroupNorm (scale, shift) from the embedding
+  bool resblock_updown = false;  // BigGAN-style resblocks for down/up-sampling
+};
+
+struct DiTOptions {
+  int depth = 12;
+  int hidden_size = 384;
+  int num_heads = 6;
+  int patch_size = 2;
+  double mlp_ratio = 4.0;
+};
+
+struct ModelOptions {
+  ModelArch arch = ModelArch::unet;
+  std::string preset;       // registry name; fills the arch options before explicit keys
+  int in_channels = 0;      // 0: from the dataset
+  int image_size = 0;       // 0: from the dataset
+  int num_classes = -1;     // -1: from the dataset (class-conditional); 0: unconditional
+  bool learn_sigma = false; // output doubles its channels; hybrid loss (Nichol & Dhariwal 2021)
+  UNetOptions unet;
+  DiTOptions dit;
+};
+
+// ---- diffusion: -----------------------------------------------------------------------
+enum class ScheduleKind { vp_linear, vp_cosine, edm };
+inline constexpr std::array<EnumName<ScheduleKind>, 3> kScheduleKindNames{{
+    {"vp_linear", ScheduleKind::vp_linear},
+    {"vp_cosine", ScheduleKind::vp_cosine},
+    {"edm", ScheduleKind::edm},
+}};
+
+enum class Prediction { eps, v, x0, edm };
+inline constexpr std::array<EnumName<Prediction>, 4> kPredictionNames{{
+    {"eps", Prediction::eps},
+    {"v", Prediction::v},
+    {"x0", Prediction::x0},
+    {"edm", Prediction::edm},
+}};
+
+enum class LossWeighting { uniform, min_snr, edm };
+inline constexpr std::array<EnumName<LossWeighting>, 3> kLossWeightingNames{{
+    {"uniform", LossWeighting::uniform},
+    {"min_snr", LossWeighting::min_snr},
+    {"edm", LossWeighting::edm},
+}};
+
+struct DiffusionOptions {
+  ScheduleKind schedule = ScheduleKind::vp_linear;
+  int timesteps = 1000;        // T for VP schedules
+  double beta_start = 1e-4;    // vp_linear
+  double beta_end = 0.02;      // vp_linear
+  double cosine_s = 0.008;     // vp_cosine offset s
+  double max_beta = 0.999;     // vp_cosine β clip
+  double sigma_min = 0.002;    // edm
+  double sigma_max = 80.0;     // edm
+  double sigma_data = 0.5;     // edm preconditioning σ_d
+  Prediction prediction = Prediction::eps;
+  LossWeighting weighting = LossWeighting::uniform;
+  double min_snr_gamma = 5.0;
+  double p_mean = -1.2;        // log-normal training σ (EDM)
+  double p_std = 1.2;
+  double p_uncond = 0.0;       // label dropout to the null class (classifier-free guidance)
+  double vlb_weight = 0.001;   // λ of L_simple + λ L_vlb when model.learn_sigma
+};
+
+// ---- train: ---------------------------------------------------------------------------
+enum class LrSchedule { constant, cosine };
+inline constexpr std::array<EnumName<LrSchedule>, 2> kLrScheduleNames{{
+    {"constant", LrSchedule::constant},
+    {"cosine", LrSchedule::cosine},
+}};
+
+enum class Precision { fp32, bf16 };
+inline constexpr std::array<EnumName<Precision>, 2> kPrecisionNames{{
+    {"fp32", Precision::fp32},
+    {"bf16", Precision::bf16},
+}};
+
+struct TrainSampleOptions {
+  std::string sampler = "ddim";  // sampler name used for the periodic sample grids
+  int steps = 50;
+  int count = 64;                // images in each grid (fixed seeds 0..count-1)
+  double cfg = 1.0;              // guidance weight for class-conditional models
+};
+
+struct TrainOptions {
+  int64_t steps = 10000;
+  int batch_size = 128;
+  double lr = 2e-4;
+  std::vector<double> betas{0.9, 0.999};
+  double weight_decay = 0.0;
+  double adam_eps = 1e-8;
+  int64_t warmup_steps = 0;
+  LrSchedule lr_schedule = LrSchedule::constant;
+  double min_lr = 0.0;           // cosine floor
+  double grad_clip = 1.0;        // global-norm clip; 0 disables
+  int grad_accum = 1;            // micro-batches per optimizer step
+  double ema_decay = 0.9999;
+  bool ema_warmup = true;        // decay_n = min(decay, (1 + n) / (10 + n))
+  Precision precision = Precision::bf16;  // bf16 autocast on CUDA; CPU always runs fp32
+  std::string device = "auto";   // auto | cpu | cuda | cuda:N
+  int64_t seed = 0;
+  int64_t log_every = 100;
+  int64_t sample_every = 1000;   // 0 disables
+  int64_t ckpt_every = 1000;
+  int keep = 3;                  // numbered checkpoints kept besides last.pt
+  bool channels_last = true;     // CUDA UNet memory format
+  bool cuda_graph = false;       // capture the whole training step (static shapes, CUDA)
+  int num_threads = 0;           // CPU intra-op threads; 0 = LibTorch default
+  TrainSampleOptions sample;
+};
+
+struct ExperimentConfig {
+  std::string name = "run";
+  std::string run_dir = "runs/run";  // config.yaml, metrics.jsonl, samples/, ckpt/
+  DataOptions data;
+  ModelOptions model;
+  DiffusionOptions diffusion;
+  TrainOptions train;
+};
+
+// Reads and validates the whole config from `root` (calls finish() on every section).
+ExperimentConfig parse_experiment_config(ConfigNode& root);
+// Loads `path`, applies `overrides` ("a.b=value"), parses.
+ExperimentConfig load_experiment_config(const std::string& path,
+                                        const std::vector<std::string>& overrides = {});
+YAML::Node emit_experiment_config(const ExperimentConfig& config);
+
+// Fills the model preset's values into `model` (throws ConfigError for an unknown preset,
+// listing the valid ones). Defined by the model registry.
+void apply_model_preset(const std::string& preset, ModelOptions& model);
+
+}  // namespace diffuse

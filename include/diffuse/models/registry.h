@@ -1,0 +1,32 @@
+#pragma once
+// The model zoo as one const name table (DESIGN §2): presets fill ModelOptions, and
+// make_model builds the network for resolved options.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diffuse/models/diffusion_net.h"
+
+namespace diffuse {
+
+struct ModelPreset {
+  const char* name;
+  ModelArch arch;
+  const char* description;
+  void (*apply)(ModelOptions&);
+};
+
+const std::vector<ModelPreset>& model_presets();
+
+// Builds the network. `options` must be resolved (in_channels, image_size > 0,
+// num_classes >= 0); throws ConfigError when the options do not fit together (e.g. an
+// image size not divisible by the patch size), naming the keys.
+std::shared_ptr<DiffusionNet> make_model(const ModelOptions& options);
+
+// Resolves the "from the dataset" values (0 / -1) against the dataset's shape and classes.
+ModelOptions resolve_model_options(ModelOptions options, int64_t channels, int64_t image_size,
+                                   int64_t dataset_classes);
+
+int64_t count_parameters(const torch::nn::Module& module);
+
+}  // namespace diffuse

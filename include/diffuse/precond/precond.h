@@ -1,0 +1,65 @@
+#pragma once
+// Preconditioning (DESIGN §3, Karras et al. 2022 Table 1): each prediction type is only a
+// choice of c_skip, c_out, c_in, c_noise, and D(x; σ) = c_skip x + c_out F(c_in x, c_noise, y).
+// Samplers, losses and DPS see only D.
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+
+#include "diffuse/models/diffusion_net.h"
+#include "diffuse/schedule/noise_schedule.h"
+
+namespace diffuse {
+
+struct Scalings {
+  torch::Tensor c_skip, c_out, c_in, c_noise;  // c_noise [B]; the others [B, 1, 1, 1]
+};
+
+// sigma: [B] float tensor. `schedule` supplies σ_d (EDM) and t(σ) (VP c_noise).
+Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
+                          const NoiseSchedule& schedule);
+
+// D(x; σ) ≈ E[x0 | x] for x = x0 + σ n. sigma: [B] on x's device.
+using DenoiserFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& sigma)>;
+
+struct PrecondOutput {
+  torch::Tensor denoised;   // D(x; σ)
+  torch::Tensor raw;        // F's first C channels (the type's own target space)
+  torch::Tensor var_interp; // learn_sigma: F's second C channels (v of Nichol & Dhariwal); else undefined
+};
+
+class PrecondImpl : public torch::nn::Module {
+ public:
+  PrecondImpl(std::shared_ptr<DiffusionNet> net, Prediction prediction, NoiseSchedule schedule);
+
+  // labels: [B] int64 (null label allowed) or undefined for unconditional models.
+  PrecondOutput forward(const torch::Tensor& x, const torch::Tensor& sigma,
+                        const torch::Tensor& labels);
+  torch::Tensor denoise(const torch::Tensor& x, const torch::Tensor& sigma,
+                        const torch::Tensor& labels) {
+    return forward(x, sigma, labels).denoised;
+  }
+
+  DiffusionNet& net() { return *net_; }
+  std::shared_ptr<DiffusionNet> net_ptr() const { return net_; }
+  Prediction prediction() const { return prediction_; }
+  const NoiseSchedule& schedule() const { return schedule_; }
+
+ private:
+  std::shared_ptr<DiffusionNet> net_;
+  Prediction prediction_;
+  NoiseSchedule schedule_;
+};
+TORCH_MODULE(Precond);
+
+// A denoiser bound to fixed labels (per sample; undefined = unconditional model).
+DenoiserFn make_denoiser(Precond precond, torch::Tensor labels);
+
+// Classifier-free guidance (Ho & Salimans 2022) as a denoiser wrapper:
+// D = D_u + w (D_c - D_u), with conditional and null-label batches in one network call.
+// w = 1 is the plain conditional model, w = 0 the unconditional one.
+// Throws ConfigError if the model has no null class.
+DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance);
+
+}  // namespace diffuse

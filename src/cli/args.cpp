@@ -1,0 +1,126 @@
+#include "args.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include "diffuse/core/error.h"
+
+namespace diffuse::cli {
+
+Args::Args(std::string command, std::string summary, std::vector<FlagSpec> flags)
+    : command_(std::move(command)), summary_(std::move(summary)), flags_(std::move(flags)) {
+  for (auto& f : common_flags()) flags_.push_back(f);
+}
+
+const FlagSpec* Args::find(const std::string& name) const {
+  for (const auto& f : flags_)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+bool Args::parse(const std::vector<std::string>& argv) {
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << usage();
+      return false;
+    }
+    std::optional<std::string> inline_value;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    const FlagSpec* spec = find(arg);
+    if (!spec) {
+      if (arg.rfind("-", 0) == 0) throw UsageError("unknown flag '" + arg + "' for 'diffuse " + command_ + "'");
+      throw UsageError("unexpected argument '" + arg + "' for 'diffuse " + command_ + "'");
+    }
+    std::string value;
+    if (!spec->value_name.empty()) {
+      if (inline_value) {
+        value = *inline_value;
+      } else {
+        if (i + 1 >= argv.size())
+          throw UsageError("flag " + arg + " needs a value (" + spec->value_name + ")");
+        value = argv[++i];
+      }
+    } else if (inline_value) {
+      throw UsageError("flag " + arg + " takes no value");
+    }
+    auto& slot = values_[arg];
+    if (!slot.empty() && !spec->repeatable)
+      throw UsageError("flag " + arg + " given more than once");
+    slot.push_back(value);
+  }
+  return true;
+}
+
+bool Args::has(const std::string& flag) const { return values_.count(flag) > 0; }
+
+std::string Args::get(const std::string& flag, const std::string& fallback) const {
+  auto it = values_.find(flag);
+  return it == values_.end() ? fallback : it->second.back();
+}
+
+std::string Args::require(const std::string& flag) const {
+  if (!has(flag)) throw UsageError("'diffuse " + command_ + "' needs " + flag);
+  return get(flag);
+}
+
+std::vector<std::string> Args::all(const std::string& flag) const {
+  auto it = values_.find(flag);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+int Args::get_int(const std::string& flag, int fallback) const {
+  if (!has(flag)) return fallback;
+  const std::string v = get(flag);
+  char* end = nullptr;
+  long parsed = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0') throw UsageError(flag + ": expected an integer, found '" + v + "'");
+  return static_cast<int>(parsed);
+}
+
+double Args::get_double(const std::string& flag, double fallback) const {
+  if (!has(flag)) return fallback;
+  const std::string v = get(flag);
+  char* end = nullptr;
+  double parsed = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0') throw UsageError(flag + ": expected a number, found '" + v + "'");
+  return parsed;
+}
+
+std::string Args::usage() const {
+  std::ostringstream s;
+  s << "usage: diffuse " << command_ << " [flags]\n\n" << summary_ << "\n\nflags:\n";
+  for (const auto& f : flags_) {
+    std::string left = "  " + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
+    s << left;
+    if (left.size() < 28) s << std::string(28 - left.size(), ' ');
+    else s << "\n" << std::string(28, ' ');
+    s << f.help << (f.repeatable ? " (repeatable)" : "") << "\n";
+  }
+  return s.str();
+}
+
+std::vector<FlagSpec> common_flags() {
+  return {
+      {"--device", "DEVICE", "auto | cpu | cuda | cuda:N (overrides the config)"},
+      {"--log-level", "LEVEL", "trace | debug | info | warn | error (default info)"},
+  };
+}
+
+void apply_common_flags(const Args& args) {
+  if (!args.has("--log-level")) return;
+  const std::string level = args.get("--log-level");
+  auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off")
+    throw UsageError("--log-level: unknown level '" + level +
+                     "'; valid levels: trace, debug, info, warn, error, off");
+  spdlog::set_level(parsed);
+}
+
+}  // namespace diffuse::cli

@@ -1,0 +1,52 @@
+#pragma once
+// A small strict command-line parser for the subcommands: every flag is declared up front,
+// an unknown flag or a missing value is a UsageError (exit code 2 with usage on stderr).
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace diffuse::cli {
+
+struct FlagSpec {
+  std::string name;        // "--checkpoint"
+  std::string value_name;  // "PATH"; empty for a switch
+  std::string help;
+  bool repeatable = false;
+};
+
+class Args {
+ public:
+  Args(std::string command, std::string summary, std::vector<FlagSpec> flags);
+
+  // Parses argv after the subcommand name. Returns false when --help was asked for (the
+  // usage has been printed to stdout).
+  bool parse(const std::vector<std::string>& argv);
+
+  bool has(const std::string& flag) const;
+  std::string get(const std::string& flag, const std::string& fallback = "") const;
+  std::string require(const std::string& flag) const;  // UsageError if missing
+  std::vector<std::string> all(const std::string& flag) const;
+  int get_int(const std::string& flag, int fallback) const;
+  double get_double(const std::string& flag, double fallback) const;
+
+  std::string usage() const;
+
+ private:
+  const FlagSpec* find(const std::string& name) const;
+  std::string command_, summary_;
+  std::vector<FlagSpec> flags_;
+  std::map<std::string, std::vector<std::string>> values_;
+};
+
+// Flags every subcommand shares.
+std::vector<FlagSpec> common_flags();
+// Applies --log-level (UsageError on an unknown level).
+void apply_common_flags(const Args& args);
+
+int run_train(const std::vector<std::string>& argv);
+int run_sample(const std::vector<std::string>& argv);
+int run_restore(const std::vector<std::string>& argv);
+int run_info(const std::vector<std::string>& argv);
+
+}  // namespace diffuse::cli

@@ -1,0 +1,101 @@
+#include "diffuse/core/compat.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <sstream>
+
+#if DIFFUSE_TORCH2
+#include <ATen/ops/_fused_adamw.h>
+#endif
+
+namespace diffuse::compat {
+
+void set_cuda_autocast(bool enabled) {
+#if DIFFUSE_TORCH2
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+  at::autocast::set_enabled(enabled);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+}
+
+bool cuda_autocast_enabled() {
+#if DIFFUSE_TORCH2
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
+CudaAutocastGuard::CudaAutocastGuard(bool enabled)
+    : previous_(cuda_autocast_enabled()), changed_(enabled != previous_) {
+  if (changed_) set_cuda_autocast(enabled);
+}
+
+CudaAutocastGuard::~CudaAutocastGuard() {
+  if (changed_) {
+    set_cuda_autocast(previous_);
+    // Autocast caches casted weights; drop them when leaving the outermost region.
+    if (!previous_) at::autocast::clear_cache();
+  }
+}
+
+torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto weights = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
+  return torch::matmul(weights, v);
+}
+
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v) {
+#if DIFFUSE_TORCH2
+  return at::scaled_dot_product_attention(q, k, v);
+#else
+  return reference_attention(q, k, v);
+#endif
+}
+
+bool has_fused_adamw(const torch::Device& device) {
+#if DIFFUSE_TORCH2
+  return device.is_cuda();
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+void fused_adamw(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads,
+                 std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
+                 std::vector<torch::Tensor> steps, double lr, double beta1, double beta2,
+                 double weight_decay, double eps) {
+#if DIFFUSE_TORCH2
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps;
+  (void)lr; (void)beta1; (void)beta2; (void)weight_decay; (void)eps;
+  throw std::logic_error("fused AdamW needs LibTorch 2.x with CUDA");
+#endif
+}
+
+void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,
+              double weight) {
+  torch::NoGradGuard no_grad;
+#if DIFFUSE_TORCH2
+  at::_foreach_lerp_(ema, params, weight);
+#else
+  for (size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(params[i], weight);
+#endif
+}
+
+std::string torch_version() {
+  std::ostringstream s;
+  s << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH;
+  return s.str();
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+}  // namespace diffuse::compat
