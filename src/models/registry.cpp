@@ -1,6 +1,8 @@
 #include "diffuse/models/registry.h"
 
 #include "diffuse/core/error.h"
+#include "diffuse/models/dit.h"
+#include "diffuse/models/unet.h"
 
 namespace diffuse {
 namespace {
@@ -94,8 +96,16 @@ int64_t count_parameters(const torch::nn::Module& module) {
 }
 
 std::shared_ptr<DiffusionNet> make_model(const ModelOptions& options) {
-  throw ConfigError(std::string("model.arch '") + enum_name(options.arch, kModelArchNames) +
-                    "' is not built yet");
+  if (options.in_channels < 1 || options.image_size < 1 || options.num_classes < 0)
+    throw ConfigError("model options are not resolved (in_channels " +
+                      std::to_string(options.in_channels) + ", image_size " +
+                      std::to_string(options.image_size) + ", num_classes " +
+                      std::to_string(options.num_classes) + "); call resolve_model_options first");
+  switch (options.arch) {
+    case ModelArch::unet: return make_unet(options);
+    case ModelArch::dit: return make_dit(options);
+  }
+  throw std::logic_error("make_model: unhandled architecture");
 }
 
 }  // namespace diffuse
