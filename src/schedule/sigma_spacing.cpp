@@ -1,0 +1,73 @@
+#include "diffuse/schedule/sigma_spacing.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "diffuse/core/error.h"
+
+namespace diffuse {
+
+TimestepSpacing timestep_spacing_from_name(const std::string& name) {
+  std::string names;
+  for (const auto& entry : kTimestepSpacingNames) {
+    if (name == entry.name) return entry.value;
+    names += (names.empty() ? "" : ", ") + std::string(entry.name);
+  }
+  throw ConfigError("unknown timestep spacing '" + name + "'; valid spacings: " + names);
+}
+
+std::vector<double> karras_sigmas(int steps, double sigma_min, double sigma_max, double rho) {
+  if (steps < 1) throw ConfigError("sampling needs at least 1 step, found " + std::to_string(steps));
+  std::vector<double> sigmas;
+  const double max_inv = std::pow(sigma_max, 1.0 / rho);
+  const double min_inv = std::pow(sigma_min, 1.0 / rho);
+  for (int i = 0; i < steps; ++i) {
+    const double frac = steps == 1 ? 0.0 : static_cast<double>(i) / (steps - 1);
+    sigmas.push_back(std::pow(max_inv + frac * (min_inv - max_inv), rho));
+  }
+  sigmas.push_back(0.0);
+  return sigmas;
+}
+
+std::vector<double> vp_sigmas(const NoiseSchedule& schedule, int steps, TimestepSpacing spacing) {
+  const int T = schedule.timesteps();
+  if (T == 0) throw ConfigError("timestep spacings need a VP schedule; use karras for EDM models");
+  if (steps < 1 || steps > T)
+    throw ConfigError("steps must lie in [1, " + std::to_string(T) + "] for this VP schedule, found " +
+                      std::to_string(steps));
+  // 0-indexed timesteps, decreasing (diffusers' DDIMScheduler conventions).
+  std::vector<int> ts;
+  switch (spacing) {
+    case TimestepSpacing::leading: {
+      const int ratio = T / steps;
+      for (int i = steps - 1; i >= 0; --i) ts.push_back(i * ratio);
+      break;
+    }
+    case TimestepSpacing::trailing: {
+      const double ratio = static_cast<double>(T) / steps;
+      for (int i = 0; i < steps; ++i)
+        ts.push_back(static_cast<int>(std::lround(T - i * ratio)) - 1);
+      break;
+    }
+    case TimestepSpacing::linspace: {
+      for (int i = steps - 1; i >= 0; --i)
+        ts.push_back(static_cast<int>(std::lround(steps == 1 ? T - 1.0 : i * (T - 1.0) / (steps - 1))));
+      break;
+    }
+    case TimestepSpacing::karras:
+      return karras_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
+  }
+  std::vector<double> sigmas;
+  for (int t : ts) sigmas.push_back(schedule.sigmas()[static_cast<size_t>(std::clamp(t, 0, T - 1))]);
+  sigmas.push_back(0.0);
+  return sigmas;
+}
+
+std::vector<double> sampling_sigmas(const NoiseSchedule& schedule, int steps,
+                                    TimestepSpacing spacing) {
+  if (!schedule.is_vp() || spacing == TimestepSpacing::karras)
+    return karras_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
+  return vp_sigmas(schedule, steps, spacing);
+}
+
+}  // namespace diffuse
