@@ -1,0 +1,49 @@
+#pragma once
+// Denoising score matching (DESIGN §3): one loss for every prediction type. F is regressed
+// onto its own target (x0 − c_skip x)/c_out, so ε-, v- and x0-MSE are recovered exactly;
+// the weighting is expressed in x0-space and converted with c_out².
+#include <torch/torch.h>
+
+#include "diffuse/core/experiment_config.h"
+#include "diffuse/precond/precond.h"
+
+namespace diffuse {
+
+// Per-sample weight on ‖F − target‖² for σ [B] (float32).
+// uniform: 1 (the type's own MSE); min_snr: min(SNR, γ)·c_out² with SNR = 1/σ²
+// (Hang et al. 2023, eq. 8: ε → min(SNR,γ)/SNR, v → min(SNR,γ)/(SNR+1));
+// edm: λ(σ)·c_out² with λ = (σ²+σ_d²)/(σ σ_d)² (Karras et al. 2022 eq. 8, = 1 for EDM precond).
+torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
+                          const torch::Tensor& c_out, const DiffusionOptions& options);
+
+// Draws training noise levels, labels dropout and noise from one generator (so that a
+// resumed run continues the same random stream).
+class TrainingNoiseSampler {
+ public:
+  TrainingNoiseSampler(const DiffusionOptions& options, const NoiseSchedule& schedule);
+
+  // σ [B] (float32, on `device`): VP schedules draw t uniform in {0..T-1} and return σ_t
+  // (and `timesteps`); EDM draws ln σ ~ N(P_mean, P_std²).
+  torch::Tensor sample_sigma(int64_t batch, torch::Generator& gen, torch::Device device,
+                             torch::Tensor* timesteps = nullptr) const;
+  // Replaces each label by `null_label` with probability p_uncond.
+  torch::Tensor drop_labels(const torch::Tensor& labels, int64_t null_label,
+                            torch::Generator& gen) const;
+
+ private:
+  DiffusionOptions options_;
+  torch::Tensor grid_sigmas_;  // VP σ_t, CPU float32
+};
+
+struct LossOutput {
+  torch::Tensor loss;        // scalar
+  torch::Tensor per_sample;  // [B] weighted DSM term (detached)
+};
+
+// One training loss evaluation. labels: [B] or undefined; `gen` drives σ, label dropout and
+// noise. With a learned-variance model, adds vlb_weight · L_vlb (Nichol & Dhariwal 2021 §3.1).
+LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
+                    const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
+                    torch::Generator& gen);
+
+}  // namespace diffuse
