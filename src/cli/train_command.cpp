@@ -1,13 +1,55 @@
-#include "args.h"
+#include <spdlog/spdlog.h>
 
-#include "diffuse/core/error.h"
+#include <atomic>
+#include <csignal>
+
+#include "args.h"
+#include "diffuse/core/experiment_config.h"
+#include "diffuse/train/trainer.h"
 
 namespace diffuse::cli {
+namespace {
+
+// Set by SIGINT/SIGTERM: the trainer finishes the current step, checkpoints and returns.
+// A signal handler can only reach process-wide state, hence this one static flag.
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int signal_number) {
+  stop_requested.store(true);
+  // A second signal ends the process at once.
+  std::signal(signal_number, SIG_DFL);
+}
+
+}  // namespace
 
 int run_train(const std::vector<std::string>& argv) {
-  Args args("train", "Not built yet.", {});
+  Args args("train",
+            "Train a diffusion model. Writes RUN_DIR/config.yaml, metrics.jsonl, samples/ and ckpt/.\n"
+            "Ctrl-C finishes the current step, writes a checkpoint and exits; --resume continues it.",
+            {
+                {"--config", "FILE", "experiment YAML (configs/*.yaml)"},
+                {"--set", "KEY=VALUE", "override a config key, e.g. train.steps=2000", true},
+                {"--resume", "CKPT", "continue a run from its checkpoint (e.g. RUN_DIR/ckpt/last.pt)"},
+                {"--threads", "N", "CPU threads for LibTorch (default: its own choice)"},
+            });
   if (!args.parse(argv)) return 0;
-  throw Error("'diffuse train' is not built yet");
+  apply_common_flags(args);
+  auto overrides = args.all("--set");
+  if (args.has("--device")) overrides.push_back("train.device=" + args.get("--device"));
+  ExperimentConfig config = load_experiment_config(args.require("--config"), overrides);
+  const int threads = args.get_int("--threads", config.train.num_threads);
+  if (threads < 0) throw UsageError("--threads must be >= 0");
+  if (threads > 0) torch::set_num_threads(threads);
+
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  TrainerOptions options;
+  options.resume = args.get("--resume");
+  options.stop_requested = &stop_requested;
+  const TrainResult result = train(config, options);
+  spdlog::info("{} at step {}; last checkpoint {}", result.interrupted ? "interrupted" : "done",
+               result.step, result.last_checkpoint);
+  return result.interrupted ? 130 : 0;
 }
 
 }  // namespace diffuse::cli

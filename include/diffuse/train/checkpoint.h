@@ -13,6 +13,42 @@
 
 namespace diffuse {
 
+// Everything a training checkpoint holds besides the tensors of the modules.
+struct CheckpointMeta {
+  std::string config_yaml;               // resolved experiment config
+  std::vector<std::string> class_names;
+  int64_t step = 0;
+  int64_t loader_epoch = 0;              // data stream position for exact resume
+  int64_t loader_position = 0;
+  torch::Tensor rng_state;               // trainer's generator (σ, noise, label dropout)
+  torch::Tensor default_rng_state;       // LibTorch's default CPU generator (dropout)
+};
+
+// Writes a checkpoint atomically (temp file in the same folder, then rename). `ema` and
+// `optimizer` may be null.
+void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
+                      const torch::nn::Module& model, const torch::nn::Module* ema,
+                      torch::optim::Optimizer* optimizer);
+
+// Reads a checkpoint; every failure is a CheckpointError naming the path.
+class CheckpointReader {
+ public:
+  explicit CheckpointReader(const std::string& path);
+  const CheckpointMeta& meta() const { return meta_; }
+  bool has_ema() const { return has_ema_; }
+  // Copies section "model" or "ema" into `module`; a missing or extra key or a shape
+  // mismatch names the first offending key and both shapes.
+  void load_module(const std::string& section, torch::nn::Module& module);
+  void load_optimizer(torch::optim::Optimizer& optimizer);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  torch::serialize::InputArchive archive_;
+  CheckpointMeta meta_;
+  bool has_ema_ = false;
+};
+
 // What inference (sample, restore, info) needs from a checkpoint.
 struct LoadedModel {
   ExperimentConfig config;          // resolved: model options have no "from dataset" values

@@ -1,0 +1,31 @@
+#pragma once
+// Exponential moving average of the weights (Polyak averaging), kept in a second network.
+#include <memory>
+
+#include "diffuse/models/diffusion_net.h"
+
+namespace diffuse {
+
+class Ema {
+ public:
+  // `average` must be a network of the same architecture as the one it tracks; its weights
+  // are set to the tracked network's by the first update (or by copy_from).
+  Ema(std::shared_ptr<DiffusionNet> average, double decay, bool warmup);
+
+  // decay_n = min(decay, (1 + n)/(10 + n)) with warm-up (as in the TensorFlow / ADM code),
+  // ema ← ema + (1 − decay_n)(θ − ema); buffers are copied.
+  void update(const torch::nn::Module& model, int64_t step);
+  void copy_from(const torch::nn::Module& model);
+  double decay_at(int64_t step) const;
+
+  DiffusionNet& net() { return *average_; }
+  std::shared_ptr<DiffusionNet> net_ptr() const { return average_; }
+
+ private:
+  std::shared_ptr<DiffusionNet> average_;
+  std::vector<torch::Tensor> average_params_;
+  double decay_;
+  bool warmup_;
+};
+
+}  // namespace diffuse

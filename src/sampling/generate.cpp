@@ -1,0 +1,78 @@
+#include "diffuse/sampling/generate.h"
+
+#include <algorithm>
+
+#include "diffuse/core/compat.h"
+#include "diffuse/core/error.h"
+#include "diffuse/core/seeded_noise.h"
+
+namespace diffuse {
+
+std::vector<double> generation_sigmas(const NoiseSchedule& schedule, const GenerateOptions& options) {
+  if (options.sampler == "ddpm") {
+    if (!schedule.is_vp())
+      throw ConfigError("sampler 'ddpm' walks the discrete VP grid; this model uses the EDM "
+                        "schedule (use heun, euler, dpmpp2m or ddim)");
+    return vp_sigmas(schedule, schedule.timesteps(), TimestepSpacing::leading);
+  }
+  return sampling_sigmas(schedule, options.steps, options.spacing);
+}
+
+torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
+                               const SamplerProgress& progress) {
+  const auto& entry = find_sampler(options.sampler);
+  if (options.seeds.empty()) throw ConfigError("no seeds to sample");
+  if (options.batch_size < 1) throw ConfigError("batch size must be >= 1");
+  const auto& net_options = precond->net().options();
+  const bool conditional = net_options.num_classes > 0;
+  if (!conditional && !options.labels.empty())
+    throw ConfigError("class labels given, but the model is unconditional");
+  for (int64_t label : options.labels)
+    if (label < 0 || label >= net_options.num_classes)
+      throw ConfigError("class " + std::to_string(label) + " is out of range: the model has " +
+                        std::to_string(net_options.num_classes) + " classes (0-" +
+                        std::to_string(net_options.num_classes - 1) + ")");
+  if (options.cfg != 1.0 && !conditional)
+    throw ConfigError("classifier-free guidance (cfg " + format_double(options.cfg) +
+                      ") needs a class-conditional model; this checkpoint is unconditional");
+
+  const auto sigmas = generation_sigmas(precond->schedule(), options);
+  const auto device = precond->parameters().front().device();
+  const int64_t total = static_cast<int64_t>(options.seeds.size());
+  const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
+  const int64_t batches = (total + options.batch_size - 1) / options.batch_size;
+  const int64_t nfe_total = entry.nfe(steps) * batches;
+  const std::vector<int64_t> shape{net_options.in_channels, net_options.image_size, net_options.image_size};
+
+  torch::NoGradGuard no_grad;
+  compat::CudaAutocastGuard autocast(options.bf16 && device.is_cuda());
+  std::vector<torch::Tensor> outputs;
+  for (int64_t begin = 0, batch = 0; begin < total; begin += options.batch_size, ++batch) {
+    const int64_t end = std::min(total, begin + options.batch_size);
+    std::vector<uint64_t> seeds(options.seeds.begin() + begin, options.seeds.begin() + end);
+    SeededNoise noise(seeds, device);
+    torch::Tensor labels;
+    if (conditional) {
+      // Without explicit classes a conditional model cycles through all of them.
+      std::vector<int64_t> ids;
+      for (int64_t k = begin; k < end; ++k) {
+        ids.push_back(options.labels.empty()
+                          ? k % net_options.num_classes
+                          : options.labels[static_cast<size_t>(k) % options.labels.size()]);
+      }
+      labels = torch::tensor(ids, torch::kLong).to(device);
+    }
+    DenoiserFn denoiser = conditional ? make_cfg_denoiser(precond, labels, options.cfg)
+                                      : make_denoiser(precond, labels);
+    auto x = noise.randn(shape) * sigmas.front();
+    const int64_t nfe_before = entry.nfe(steps) * batch;
+    SamplerProgress batch_progress;
+    if (progress)
+      batch_progress = [&](int64_t done, int64_t) { progress(nfe_before + done, nfe_total); };
+    auto out = entry.fn(denoiser, x, sigmas, noise, options.sampler_options, batch_progress);
+    outputs.push_back(out.to(torch::kCPU, torch::kFloat32));
+  }
+  return torch::cat(outputs);
+}
+
+}  // namespace diffuse

@@ -1,0 +1,365 @@
+#include "diffuse/train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+
+#include "diffuse/core/compat.h"
+#include "diffuse/core/error.h"
+#include "diffuse/data/data_loader.h"
+#include "diffuse/data/dataset.h"
+#include "diffuse/io/image_io.h"
+#include "diffuse/losses/dsm_loss.h"
+#include "diffuse/models/registry.h"
+#include "diffuse/sampling/generate.h"
+#include "diffuse/train/checkpoint.h"
+#include "diffuse/train/ema.h"
+
+namespace diffuse {
+namespace fs = std::filesystem;
+
+double learning_rate_at(const TrainOptions& o, int64_t step) {
+  if (o.warmup_steps > 0 && step < o.warmup_steps)
+    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
+  if (o.lr_schedule == LrSchedule::constant) return o.lr;
+  const double span = static_cast<double>(std::max<int64_t>(1, o.steps - o.warmup_steps));
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
+  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+namespace {
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
+  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  else out << s << "s";
+  return out.str();
+}
+
+std::string progress_bar(double fraction, int width = 20) {
+  const int filled = static_cast<int>(std::round(std::clamp(fraction, 0.0, 1.0) * width));
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
+}
+
+// Global-norm gradient clipping without a host sync: the scale is computed on the device.
+torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat32).norm());
+  if (norms.empty()) return torch::zeros({});
+  auto total = torch::stack(norms).norm();
+  if (max_norm > 0) {
+    auto scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
+    for (const auto& p : params)
+      if (p.grad().defined()) p.grad().detach().mul_(scale.to(p.grad().scalar_type()));
+  }
+  return total;
+}
+
+// Keeps metrics.jsonl consistent on resume: rows past the resumed step are dropped.
+void truncate_metrics(const fs::path& path, int64_t last_step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  const std::regex step_re("\"step\":\\s*(\\d+)");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, step_re) && std::stoll(m[1]) > last_step) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  write_text_file_atomic(path.string(), kept);
+}
+
+void prune_checkpoints(const fs::path& dir, int keep) {
+  std::vector<std::pair<int64_t, fs::path>> numbered;
+  const std::regex name_re("step_(\\d+)\\.pt");
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, name_re)) numbered.emplace_back(std::stoll(m[1]), entry.path());
+  }
+  std::sort(numbered.begin(), numbered.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < numbered.size(); ++i) fs::remove(numbered[i].second);
+}
+
+// Puts 4-D weights in channels-last layout so cuDNN picks NHWC kernels.
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+class TrainingRun {
+ public:
+  TrainingRun(ExperimentConfig config, const TrainerOptions& options)
+      : config_(std::move(config)), options_(options),
+        device_(resolve_device(config_.train.device, "train.device")),
+        gen_(at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.train.seed))) {}
+
+  TrainResult run();
+
+ private:
+  void build();
+  LoaderState resume(const std::string& path);
+  void step_once();
+  void log_progress();
+  void write_samples();
+  std::string save_checkpoint();
+
+  ExperimentConfig config_;
+  TrainerOptions options_;
+  torch::Device device_;
+  torch::Generator gen_;
+  std::shared_ptr<Dataset> dataset_;
+  std::unique_ptr<DataLoader> loader_;
+  Precond precond_{nullptr};
+  std::unique_ptr<Ema> ema_;
+  Precond ema_precond_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
+  std::vector<torch::Tensor> params_;
+  bool conditional_ = false;
+  bool autocast_ = false;
+  int64_t step_ = 0;
+  fs::path run_dir_;
+
+  // Logging window, accumulated on the device so that steps never wait for the host.
+  torch::Tensor loss_sum_;
+  int64_t window_steps_ = 0;
+  std::chrono::steady_clock::time_point window_start_, run_start_;
+  int64_t run_start_step_ = 0;
+  double last_loss_ = 0.0;
+};
+
+void TrainingRun::build() {
+  auto& c = config_;
+  dataset_ = make_dataset(c.data);
+  const auto& info = dataset_->info();
+  if (info.height != info.width)
+    throw DataError(c.data.path + ": images are " + std::to_string(info.height) + "x" +
+                    std::to_string(info.width) + "; the models need square images (set data.resolution)");
+  c.model = resolve_model_options(c.model, info.channels, info.height,
+                                  static_cast<int64_t>(info.class_names.size()));
+  if (c.model.image_size != info.height || c.model.in_channels != info.channels)
+    throw ConfigError("model.image_size/in_channels (" + std::to_string(c.model.image_size) + ", " +
+                      std::to_string(c.model.in_channels) + ") do not match the dataset (" +
+                      std::to_string(info.height) + ", " + std::to_string(info.channels) + ")");
+  conditional_ = c.model.num_classes > 0;
+  if (conditional_ && c.model.num_classes < static_cast<int64_t>(info.class_names.size()))
+    throw ConfigError("model.num_classes " + std::to_string(c.model.num_classes) + " is smaller than the " +
+                      std::to_string(info.class_names.size()) + " classes of the dataset");
+
+  const auto schedule = NoiseSchedule::from_options(c.diffusion);
+  auto net = make_model(c.model);
+  precond_ = Precond(net, c.diffusion.prediction, schedule);
+  ema_ = std::make_unique<Ema>(make_model(c.model), c.train.ema_decay, c.train.ema_warmup);
+  ema_->copy_from(*net);
+  ema_precond_ = Precond(ema_->net_ptr(), c.diffusion.prediction, schedule);
+  precond_->to(device_);
+  ema_precond_->to(device_);
+  if (device_.is_cuda() && c.train.channels_last && c.model.arch == ModelArch::unet) {
+    to_channels_last(*precond_);
+    to_channels_last(*ema_precond_);
+  }
+  params_ = precond_->parameters();
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      params_, torch::optim::AdamWOptions(c.train.lr)
+                   .betas({c.train.betas[0], c.train.betas[1]})
+                   .weight_decay(c.train.weight_decay)
+                   .eps(c.train.adam_eps));
+  noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+  autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
+  if (!device_.is_cuda() && c.train.precision == Precision::bf16)
+    spdlog::info("train.precision bf16 applies to CUDA; training in fp32 on {}", device_.str());
+
+  run_dir_ = c.run_dir;
+  fs::create_directories(run_dir_ / "ckpt");
+  fs::create_directories(run_dir_ / "samples");
+  write_text_file_atomic((run_dir_ / "config.yaml").string(), to_yaml_string(emit_experiment_config(c)));
+  spdlog::info("model: {} ({} parameters), {} {}x{}x{} images, {} classes, device {}",
+               c.model.preset.empty() ? enum_name(c.model.arch, kModelArchNames) : c.model.preset,
+               count_parameters(*net), info.size, info.channels, info.height, info.width,
+               c.model.num_classes, device_.str());
+}
+
+LoaderState TrainingRun::resume(const std::string& path) {
+  CheckpointReader reader(path);
+  ConfigNode saved = ConfigNode::load_string(reader.meta().config_yaml, path + " (embedded config)");
+  const ExperimentConfig saved_config = parse_experiment_config(saved);
+  // The architecture must be the one in the checkpoint; other settings (steps, logging) may change.
+  const auto ours = to_yaml_string(emit_experiment_config(config_)["model"]);
+  const auto theirs = to_yaml_string(emit_experiment_config(saved_config)["model"]);
+  if (ours != theirs)
+    spdlog::warn("{}: the checkpoint's model section differs from the config; loading will check shapes", path);
+  reader.load_module("model", *precond_->net_ptr());
+  if (reader.has_ema()) reader.load_module("ema", ema_->net());
+  reader.load_optimizer(*optimizer_);
+  step_ = reader.meta().step;
+  if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
+  if (reader.meta().default_rng_state.defined())
+    at::detail::getDefaultCPUGenerator().set_state(reader.meta().default_rng_state);
+  LoaderState state;
+  state.epoch = reader.meta().loader_epoch;
+  state.position = reader.meta().loader_position;
+  truncate_metrics(run_dir_ / "metrics.jsonl", step_);
+  spdlog::info("resumed from {} at step {}", path, step_);
+  return state;
+}
+
+void TrainingRun::step_once() {
+  const auto& t = config_.train;
+  const double lr = learning_rate_at(t, step_);
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer_->zero_grad();
+  for (int micro = 0; micro < t.grad_accum; ++micro) {
+    Batch batch = loader_->next();
+    auto x0 = batch.images.to(device_, /*non_blocking=*/true);
+    if (device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet)
+      x0 = x0.contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor labels;
+    if (conditional_) labels = batch.labels.to(device_, /*non_blocking=*/true);
+    LossOutput out;
+    {
+      compat::CudaAutocastGuard autocast(autocast_);
+      out = dsm_loss(precond_, x0, labels, *noise_sampler_, config_.diffusion, gen_);
+    }
+    (out.loss / static_cast<double>(t.grad_accum)).backward();
+    auto detached = out.loss.detach() / static_cast<double>(t.grad_accum);
+    loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
+  }
+  clip_gradients(params_, t.grad_clip);
+  optimizer_->step();
+  ++step_;
+  ema_->update(*precond_->net_ptr(), step_);
+  ++window_steps_;
+}
+
+void TrainingRun::log_progress() {
+  const auto now = std::chrono::steady_clock::now();
+  const double window_s = std::chrono::duration<double>(now - window_start_).count();
+  const double total_s = std::chrono::duration<double>(now - run_start_).count();
+  const double mean_loss = loss_sum_.item<double>() / static_cast<double>(window_steps_);
+  const int64_t images = window_steps_ * config_.train.batch_size * config_.train.grad_accum;
+  const double img_s = images / std::max(window_s, 1e-9);
+  const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
+  const double eta = static_cast<double>(config_.train.steps - step_) / std::max(steps_per_s, 1e-9);
+  const double lr = learning_rate_at(config_.train, step_ - 1);
+  if (!std::isfinite(mean_loss))
+    throw Error("training diverged: loss is " + std::to_string(mean_loss) + " at step " +
+                std::to_string(step_) + " (lower train.lr or enable train.grad_clip)");
+  spdlog::info("step {}/{} {} {:.0f}% | loss {:.4f} | lr {:.2e} | {:.0f} img/s | ETA {}", step_,
+               config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),
+               100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, format_duration(eta));
+  std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
+  metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
+          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 10) / 10)
+          << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10) << "}\n";
+  last_loss_ = mean_loss;
+  loss_sum_ = torch::Tensor();
+  window_steps_ = 0;
+  window_start_ = now;
+}
+
+void TrainingRun::write_samples() {
+  const auto& s = config_.train.sample;
+  GenerateOptions g;
+  g.sampler = s.sampler;
+  g.steps = s.steps;
+  g.cfg = conditional_ ? s.cfg : 1.0;
+  for (int i = 0; i < s.count; ++i) g.seeds.push_back(static_cast<uint64_t>(i));
+  g.batch_size = std::min<int64_t>(s.count, 256);
+  g.bf16 = autocast_;
+  // Sampling must not disturb the training random streams (dropout draws from the default generator).
+  const auto saved_default = at::detail::getDefaultCPUGenerator().get_state();
+  auto images = generate_samples(ema_precond_, g);
+  at::detail::getDefaultCPUGenerator().set_state(saved_default);
+  const int64_t classes = config_.model.num_classes;
+  const int64_t cols = conditional_ && classes <= 16 ? classes
+                                                     : static_cast<int64_t>(std::ceil(std::sqrt(s.count)));
+  const auto path = run_dir_ / "samples" / ("step_" + std::to_string(step_) + image_extension(images.size(1)));
+  write_image_grid(path.string(), images, cols);
+  spdlog::info("wrote {}", path.string());
+}
+
+std::string TrainingRun::save_checkpoint() {
+  CheckpointMeta meta;
+  meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
+  meta.class_names = dataset_->info().class_names;
+  meta.step = step_;
+  const auto state = loader_->state();
+  meta.loader_epoch = state.epoch;
+  meta.loader_position = state.position;
+  meta.rng_state = gen_.get_state();
+  meta.default_rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  const auto dir = run_dir_ / "ckpt";
+  const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
+  write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), optimizer_.get());
+  const auto last = dir / "last.pt";
+  fs::copy_file(numbered, dir / "last.pt.tmp", fs::copy_options::overwrite_existing);
+  fs::rename(dir / "last.pt.tmp", last);
+  prune_checkpoints(dir, config_.train.keep);
+  if (config_.train.keep == 0) fs::remove(numbered);
+  spdlog::info("checkpoint {}", last.string());
+  return last.string();
+}
+
+TrainResult TrainingRun::run() {
+  const auto& t = config_.train;
+  build();
+  LoaderOptions lo;
+  lo.batch_size = t.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = true;
+  lo.hflip = config_.data.hflip;
+  lo.seed = static_cast<uint64_t>(t.seed);
+  lo.num_workers = config_.data.num_workers;
+  lo.prefetch_batches = config_.data.prefetch_batches;
+  // Dropout draws from LibTorch's default generator: seed it so runs repeat, and save its
+  // state in checkpoints so that resuming continues the same stream.
+  at::detail::getDefaultCPUGenerator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
+  LoaderState start;
+  if (!options_.resume.empty()) start = resume(options_.resume);
+  loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
+  precond_->train();
+
+  TrainResult result;
+  run_start_ = window_start_ = std::chrono::steady_clock::now();
+  run_start_step_ = step_;
+  while (step_ < t.steps) {
+    step_once();
+    const bool last = step_ == t.steps;
+    if (step_ % t.log_every == 0 || last) log_progress();
+    if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last)) write_samples();
+    const bool stop = options_.stop_requested && options_.stop_requested->load();
+    if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
+    if (stop && !last) {
+      if (window_steps_ > 0) log_progress();
+      spdlog::warn("stopped at step {} on request; resume with --resume {}", step_, result.last_checkpoint);
+      result.interrupted = true;
+      break;
+    }
+  }
+  result.step = step_;
+  result.last_loss = last_loss_;
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const ExperimentConfig& config, const TrainerOptions& options) {
+  TrainingRun run(config, options);
+  return run.run();
+}
+
+}  // namespace diffuse
