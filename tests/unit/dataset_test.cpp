@@ -388,7 +388,9 @@ TEST(DatasetSlice, BadFormsListTheValidOnes) {
                           "fashion:test[a:b]"}) {
     const std::string m = data_error([&] { parse_dataset_slice(bad); });
     EXPECT_CONTAINS(m, bad);
-    if (std::string(bad) != "fashion:test[4:2]") EXPECT_CONTAINS(m, "cifar10:<split>[<begin>:<end>]");
+    if (std::string(bad) != "fashion:test[4:2]") {
+      EXPECT_CONTAINS(m, "cifar10:<split>[<begin>:<end>]");
+    }
   }
 }
 
