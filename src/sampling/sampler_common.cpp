@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "diffuse/core/error.h"
 
 namespace diffuse {
 
@@ -17,8 +20,51 @@ AncestralSigmas ancestral_sigmas(double sigma, double sigma_next, double eta) {
   return {std::sqrt(std::max(sigma_next * sigma_next - up * up, 0.0)), up};
 }
 
+torch::Tensor ancestral_step(const torch::Tensor& x, double sigma, double sigma_next,
+                             const torch::Tensor& denoised, double eta, SeededNoise& noise,
+                             double noise_scale) {
+  const AncestralSigmas s = ancestral_sigmas(sigma, sigma_next, eta);
+  auto x_next = x + to_d(x, sigma, denoised) * (s.down - sigma);
+  if (s.up > 0.0) x_next = x_next + noise.randn_like(x) * (s.up * noise_scale);
+  return x_next;
+}
+
 torch::Tensor sigma_batch(const torch::Tensor& x, double sigma) {
-  return torch::full({x.size(0)}, sigma, x.options().dtype(torch::kFloat32));
+  const auto dtype = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  return torch::full({x.size(0)}, sigma, x.options().dtype(dtype));
+}
+
+void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
+                          const std::vector<double>& sigmas, const SeededNoise& noise) {
+  const std::string who = std::string("sampler ") + sampler + ": ";
+  if (sigmas.size() < 2)
+    throw ConfigError(who + "needs at least 2 sigma values (1 step), found " +
+                      std::to_string(sigmas.size()));
+  for (size_t i = 0; i < sigmas.size(); ++i) {
+    const bool last = i + 1 == sigmas.size();
+    if (!std::isfinite(sigmas[i]) || sigmas[i] < 0.0 || (!last && sigmas[i] == 0.0))
+      throw ConfigError(who + "sigma[" + std::to_string(i) + "] = " + std::to_string(sigmas[i]) +
+                        " must be finite and > 0 (only the last may be 0)");
+    if (i > 0 && !(sigmas[i] < sigmas[i - 1]))
+      throw ConfigError(who + "sigmas must decrease strictly, found sigma[" + std::to_string(i) +
+                        "] = " + std::to_string(sigmas[i]) + " after " +
+                        std::to_string(sigmas[i - 1]));
+  }
+  if (x.dim() < 1 || x.size(0) != noise.batch_size())
+    throw Error(who + "x has batch " + (x.dim() < 1 ? std::string("(scalar)") : std::to_string(x.size(0))) +
+                " but the noise has " + std::to_string(noise.batch_size()) + " seeds");
+}
+
+SamplerDenoiser::SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
+                                 const SamplerProgress& progress, int64_t nfe_total)
+    : denoiser_(denoiser), options_(options), progress_(progress), nfe_total_(nfe_total) {}
+
+torch::Tensor SamplerDenoiser::operator()(const torch::Tensor& x, double sigma) {
+  auto denoised = denoiser_(x, sigma_batch(x, sigma));
+  if (options_.clip_denoised) denoised = denoised.clamp(-*options_.clip_denoised, *options_.clip_denoised);
+  ++nfe_done_;
+  if (progress_) progress_(nfe_done_, nfe_total_);
+  return denoised;
 }
 
 }  // namespace diffuse

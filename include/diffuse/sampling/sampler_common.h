@@ -1,8 +1,14 @@
 #pragma once
-// Helpers shared by the samplers and by DPS (DESIGN §3).
+// Helpers shared by the samplers and by DPS (DESIGN §3). Each formula lives here once.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <utility>
+#include <vector>
+
+#include "diffuse/core/seeded_noise.h"
+#include "diffuse/precond/precond.h"
+#include "diffuse/sampling/sampler.h"
 
 namespace diffuse {
 
@@ -19,7 +25,41 @@ struct AncestralSigmas {
 };
 AncestralSigmas ancestral_sigmas(double sigma, double sigma_next, double eta);
 
-// A [B] tensor filled with σ, on x's device and dtype float32.
+// One ancestral step from σ to σ' given D(x; σ): an Euler step down to σ_down, then
+// σ_up · noise_scale · ε with ε from `noise` (drawn only when σ_up > 0). With η = 1 this is
+// DDPM's posterior step (Ho et al. 2020 eq. 6-7), with η ∈ [0, 1] DDIM's (Song et al. 2021
+// eq. 12 and 16), both rewritten in σ-space; η = 0 performs exactly the float ops of an
+// Euler step to σ'.
+torch::Tensor ancestral_step(const torch::Tensor& x, double sigma, double sigma_next,
+                             const torch::Tensor& denoised, double eta, SeededNoise& noise,
+                             double noise_scale = 1.0);
+
+// A [B] tensor filled with σ on x's device: float64 when x is float64 (so analytic tests
+// see the exact σ), float32 otherwise.
 torch::Tensor sigma_batch(const torch::Tensor& x, double sigma);
+
+// Throws ConfigError unless `sigmas` holds at least two values, strictly decreasing, finite,
+// with only the last allowed to be 0; throws Error unless x's batch matches the noise
+// streams. `sampler` names the caller in the message.
+void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
+                          const std::vector<double>& sigmas, const SeededNoise& noise);
+
+// The denoiser as every sampler sees it: evaluated at a host σ, clamped to
+// [-clip_denoised, clip_denoised] when that option is set, and each evaluation reported to
+// the progress callback as (nfe_done, nfe_total).
+class SamplerDenoiser {
+ public:
+  SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
+                  const SamplerProgress& progress, int64_t nfe_total);
+  torch::Tensor operator()(const torch::Tensor& x, double sigma);
+  int64_t nfe_done() const { return nfe_done_; }
+
+ private:
+  const DenoiserFn& denoiser_;
+  const SamplerOptions& options_;
+  const SamplerProgress& progress_;
+  int64_t nfe_total_;
+  int64_t nfe_done_ = 0;
+};
 
 }  // namespace diffuse
