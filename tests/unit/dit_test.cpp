@@ -84,8 +84,8 @@ TEST(DiT, OutputShapesForEveryPresetFamilyAndPatchSize) {
     for (int patch : {2, 4, 8}) {
       const std::string preset = "dit_" + std::string(family) + "_" + std::to_string(patch);
       const bool learn_sigma = patch != 4;
-      // The preset's width and heads at depth 1 on a 4×4 grid of patches keep this quick.
-      const int image_size = 4 * patch;
+      // The preset's width and heads at depth 1 on a 2×2 grid of patches keep this quick.
+      const int image_size = 2 * patch;
       ModelOptions o = dit_options(preset, 3, image_size, 10, learn_sigma);
       o.dit.depth = 1;
       auto model = make_dit(o);
