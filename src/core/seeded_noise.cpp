@@ -15,7 +15,7 @@ SeededNoise::SeededNoise(const std::vector<uint64_t>& seeds, torch::Device devic
   for (uint64_t seed : seeds) generators_.push_back(at::make_generator<at::CPUGeneratorImpl>(seed));
 }
 
-SeededNoise::SeededNoise(std::vector<torch::Generator> generators, torch::Device device)
+SeededNoise::SeededNoise(torch::Device device, std::vector<torch::Generator> generators)
     : generators_(std::move(generators)), device_(device) {}
 
 namespace {
@@ -57,8 +57,8 @@ torch::Tensor SeededNoise::poisson(const torch::Tensor& rates) {
 }
 
 SeededNoise SeededNoise::slice(int64_t begin, int64_t end) const {
-  return SeededNoise(std::vector<torch::Generator>(generators_.begin() + begin, generators_.begin() + end),
-                     device_);
+  return SeededNoise(device_, std::vector<torch::Generator>(generators_.begin() + begin,
+                                                            generators_.begin() + end));
 }
 
 namespace {

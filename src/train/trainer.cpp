@@ -36,6 +36,10 @@ double learning_rate_at(const TrainOptions& o, int64_t step) {
 
 namespace {
 
+// Dropout draws from LibTorch's process-wide CPU generator (torch::dropout takes no generator),
+// so the trainer seeds it, saves its state in checkpoints and restores it around sampling.
+at::Generator dropout_generator() { return at::detail::getDefaultCPUGenerator(); }
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds));
   std::ostringstream out;
@@ -207,7 +211,7 @@ LoaderState TrainingRun::resume(const std::string& path) {
   step_ = reader.meta().step;
   if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
   if (reader.meta().default_rng_state.defined())
-    at::detail::getDefaultCPUGenerator().set_state(reader.meta().default_rng_state);
+    dropout_generator().set_state(reader.meta().default_rng_state);
   LoaderState state;
   state.epoch = reader.meta().loader_epoch;
   state.position = reader.meta().loader_position;
@@ -281,9 +285,9 @@ void TrainingRun::write_samples() {
   g.batch_size = std::min<int64_t>(s.count, 256);
   g.bf16 = autocast_;
   // Sampling must not disturb the training random streams (dropout draws from the default generator).
-  const auto saved_default = at::detail::getDefaultCPUGenerator().get_state();
+  const auto saved_default = dropout_generator().get_state();
   auto images = generate_samples(ema_precond_, g);
-  at::detail::getDefaultCPUGenerator().set_state(saved_default);
+  dropout_generator().set_state(saved_default);
   const int64_t classes = config_.model.num_classes;
   const int64_t cols = conditional_ && classes <= 16 ? classes
                                                      : static_cast<int64_t>(std::ceil(std::sqrt(s.count)));
@@ -301,7 +305,7 @@ std::string TrainingRun::save_checkpoint() {
   meta.loader_epoch = state.epoch;
   meta.loader_position = state.position;
   meta.rng_state = gen_.get_state();
-  meta.default_rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  meta.default_rng_state = dropout_generator().get_state();
   const auto dir = run_dir_ / "ckpt";
   const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
   write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), optimizer_.get());
@@ -327,7 +331,7 @@ TrainResult TrainingRun::run() {
   lo.prefetch_batches = config_.data.prefetch_batches;
   // Dropout draws from LibTorch's default generator: seed it so runs repeat, and save its
   // state in checkpoints so that resuming continues the same stream.
-  at::detail::getDefaultCPUGenerator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
+  dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);

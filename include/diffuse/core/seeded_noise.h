@@ -29,7 +29,7 @@ class SeededNoise {
   SeededNoise slice(int64_t begin, int64_t end) const;
 
  private:
-  SeededNoise(std::vector<torch::Generator> generators, torch::Device device);
+  SeededNoise(torch::Device device, std::vector<torch::Generator> generators);
   std::vector<torch::Generator> generators_;
   torch::Device device_;
 };

@@ -1,0 +1,151 @@
+#pragma once
+// Measurement operators y = A(x) for inverse problems (DESIGN §3, Chung et al. 2023 §4).
+// An operator is built once from its options (masks and kernels drawn from the task seed)
+// and the same object produces the measurement and guides the sampler, so both see the
+// same mask or kernel. Operators work on any device and dtype: their fixed tensors are
+// held in float64 on the CPU and cast to the input's options on use.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace diffuse {
+
+// The `operator:` section of a restore task (configs/restore/*.yaml). Each operator reads
+// only its own keys (restore_task.cpp rejects the others).
+struct OperatorOptions {
+  std::string name = "inpaint_box";
+  // inpaint_box: a box_size × box_size hole at (box_top, box_left); -1 centres the box on
+  // that axis. random_box draws the position from `seed` instead.
+  int64_t box_size = 14;
+  int64_t box_top = -1;
+  int64_t box_left = -1;
+  bool random_box = false;
+  // inpaint_random: fraction of pixels kept (the same pixels in every channel).
+  double keep_fraction = 0.3;
+  // gaussian_blur, motion_blur: odd kernel size k; gaussian σ in pixels; motion intensity in
+  // [0, 1] (0: straight streak, 1: strongly curved shake).
+  int64_t kernel_size = 9;
+  double blur_sigma = 2.0;
+  double intensity = 0.5;
+  // super_resolution: average-pooling factor (2 or 4).
+  int64_t factor = 2;
+  // Draws the random box position, the random-pixel mask and the motion trajectory.
+  uint64_t seed = 0;
+};
+
+class Operator {
+ public:
+  virtual ~Operator() = default;
+
+  // Registry name, e.g. "gaussian_blur".
+  virtual std::string name() const = 0;
+  // x: [B, C, H, W] → y: [B, measurement_shape...]. Differentiable (autograd flows through).
+  virtual torch::Tensor forward(const torch::Tensor& x) const = 0;
+  virtual bool is_linear() const { return false; }
+  // Aᵀ for linear operators: the exact adjoint of `forward`, ⟨A x, y⟩ = ⟨x, Aᵀ y⟩.
+  // Non-linear operators throw ConfigError (dps_linear needs a linear operator).
+  virtual torch::Tensor adjoint(const torch::Tensor& y) const;
+  // Shape of one measurement, without the batch dimension.
+  virtual std::vector<int64_t> measurement_shape() const = 0;
+};
+
+// Builds a registered operator for images of `channels` × `image_size` × `image_size`.
+// Throws ConfigError naming the `operator.<key>` that does not fit the image, or listing the
+// valid names for an unknown `name`.
+std::unique_ptr<Operator> make_operator(const OperatorOptions& options, int64_t channels,
+                                        int64_t image_size);
+
+struct OperatorEntry {
+  const char* name;
+  const char* description;
+  std::unique_ptr<Operator> (*make)(const OperatorOptions& options, int64_t channels,
+                                    int64_t image_size);
+};
+const std::vector<OperatorEntry>& operator_table();
+// Comma-separated list of the registered names, for messages.
+std::string operator_names();
+
+// ---- concrete operators ---------------------------------------------------------------
+
+// Multiplies by a fixed {0, 1} mask [1, 1, H, W] shared over channels (inpainting). The
+// measurement keeps the image shape with the missing pixels set to 0 (self-adjoint).
+class MaskOperator : public Operator {
+ public:
+  MaskOperator(std::string name, torch::Tensor mask, int64_t channels);
+  std::string name() const override { return name_; }
+  torch::Tensor forward(const torch::Tensor& x) const override;
+  bool is_linear() const override { return true; }
+  torch::Tensor adjoint(const torch::Tensor& y) const override;
+  std::vector<int64_t> measurement_shape() const override;
+  const torch::Tensor& mask() const { return mask_; }
+
+ private:
+  std::string name_;
+  torch::Tensor mask_;  // [1, 1, H, W] float64, CPU
+  int64_t channels_;
+};
+
+// inpaint_box: a zero box; inpaint_random: keeps exactly round(keep_fraction · H · W) pixels.
+torch::Tensor box_mask(int64_t image_size, int64_t box_size, int64_t top, int64_t left);
+torch::Tensor random_pixel_mask(int64_t image_size, double keep_fraction, uint64_t seed);
+
+// Same-size 2-D blur with one k × k kernel applied to every channel, with reflect padding
+// (the image is mirrored about its edge pixel, as in the DPS reference code, so dark
+// Fashion-MNIST borders are not blurred into mid-grey). The padding is a gather, so its
+// adjoint is the matching scatter-add and Aᵀ is exact: transposed convolution, then the
+// padded border folded back onto the pixels it was copied from.
+class ConvolutionOperator : public Operator {
+ public:
+  ConvolutionOperator(std::string name, torch::Tensor kernel, int64_t channels, int64_t image_size);
+  std::string name() const override { return name_; }
+  torch::Tensor forward(const torch::Tensor& x) const override;
+  bool is_linear() const override { return true; }
+  torch::Tensor adjoint(const torch::Tensor& y) const override;
+  std::vector<int64_t> measurement_shape() const override;
+  const torch::Tensor& kernel() const { return kernel_; }
+
+ private:
+  std::string name_;
+  torch::Tensor kernel_;       // [k, k] float64, CPU, sums to 1
+  torch::Tensor pad_index_;    // [H + k - 1] int64: source row/column of each padded one
+  int64_t channels_, image_size_;
+};
+
+// Normalised isotropic Gaussian kernel of odd size k and std `sigma` pixels.
+torch::Tensor gaussian_kernel(int64_t kernel_size, double sigma);
+// Motion-blur kernel from a seeded random camera trajectory (see operators.cpp for the
+// method); [k, k] float64, non-negative, sums to 1. Same seed → same kernel.
+torch::Tensor motion_kernel(int64_t kernel_size, double intensity, uint64_t seed);
+
+// super_resolution: average pooling by `factor`; Aᵀ = nearest upsampling / factor².
+class AveragePoolOperator : public Operator {
+ public:
+  AveragePoolOperator(int64_t factor, int64_t channels, int64_t image_size);
+  std::string name() const override { return "super_resolution"; }
+  torch::Tensor forward(const torch::Tensor& x) const override;
+  bool is_linear() const override { return true; }
+  torch::Tensor adjoint(const torch::Tensor& y) const override;
+  std::vector<int64_t> measurement_shape() const override;
+
+ private:
+  int64_t factor_, channels_, image_size_;
+};
+
+// denoise: A = I (only measurement noise).
+class IdentityOperator : public Operator {
+ public:
+  IdentityOperator(int64_t channels, int64_t image_size);
+  std::string name() const override { return "denoise"; }
+  torch::Tensor forward(const torch::Tensor& x) const override { return x; }
+  bool is_linear() const override { return true; }
+  torch::Tensor adjoint(const torch::Tensor& y) const override { return y; }
+  std::vector<int64_t> measurement_shape() const override;
+
+ private:
+  int64_t channels_, image_size_;
+};
+
+}  // namespace diffuse

@@ -1,0 +1,106 @@
+#include "diffuse/inverse/dps.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "diffuse/core/error.h"
+#include "diffuse/sampling/sampler_common.h"
+
+namespace diffuse {
+namespace {
+
+std::string shape_text(torch::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+
+void check_inputs(const Operator& op, const torch::Tensor& y, const torch::Tensor& x,
+                  const std::vector<double>& sigmas, const SeededNoise& noise,
+                  const DpsOptions& options) {
+  if (sigmas.size() < 2 || sigmas.back() != 0.0)
+    throw std::invalid_argument("sample_dps: sigmas must hold at least one step and end in 0");
+  for (size_t i = 0; i + 1 < sigmas.size(); ++i)
+    if (!(sigmas[i] > sigmas[i + 1]))
+      throw std::invalid_argument("sample_dps: sigmas must decrease strictly");
+  if (x.dim() != 4 || y.size(0) != x.size(0) || noise.batch_size() != x.size(0))
+    throw std::invalid_argument("sample_dps: x " + shape_text(x.sizes()) + ", y " + shape_text(y.sizes()) +
+                                " and " + std::to_string(noise.batch_size()) +
+                                " noise seeds must share the batch size");
+  auto expected = op.measurement_shape();
+  expected.insert(expected.begin(), x.size(0));
+  if (!y.sizes().equals(expected))
+    throw DataError("sample_dps: measurement " + shape_text(y.sizes()) + " does not fit operator '" +
+                    op.name() + "', which measures " + shape_text(expected));
+  if (options.method == DpsMethod::dps_linear && !op.is_linear())
+    throw ConfigError("method 'dps_linear' needs a linear operator, but '" + op.name() +
+                      "' is not; use method 'dps'");
+  if (!(options.zeta >= 0.0)) throw ConfigError("zeta must be >= 0, found " + std::to_string(options.zeta));
+}
+
+struct Guidance {
+  torch::Tensor denoised;       // x̂0 = D(x̃_i; σ_i), detached
+  torch::Tensor gradient;       // ∇_{x̃_i} ‖y - A(x̂0)‖² (dps) or ∇_{x̂0} of it (dps_linear)
+  torch::Tensor residual_norm;  // ‖y - A(x̂0)‖ per sample, [B]
+};
+
+// Full DPS: backpropagate the per-sample squared residual through A and the denoiser. The
+// graph exists only inside this call, so it lives for one step.
+Guidance dps_guidance(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
+                      const torch::Tensor& x, double sigma) {
+  torch::AutoGradMode enable_grad(true);
+  auto x_in = x.detach().requires_grad_(true);
+  auto denoised = denoiser(x_in, sigma_batch(x_in, sigma));
+  auto squared_norm = (y - op.forward(denoised)).pow(2).flatten(1).sum(1);  // [B]
+  // Samples are independent, so the gradient of the batch sum is each sample's own gradient.
+  auto gradient = torch::autograd::grad({squared_norm.sum()}, {x_in})[0];
+  return {denoised.detach(), gradient, squared_norm.detach().sqrt()};
+}
+
+// Jacobian-free DPS for linear A: ∇_{x̂0} ‖y - A x̂0‖² = -2 Aᵀ(y - A x̂0).
+Guidance linear_guidance(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
+                         const torch::Tensor& x, double sigma) {
+  torch::NoGradGuard no_grad;
+  auto denoised = denoiser(x, sigma_batch(x, sigma));
+  auto residual = y - op.forward(denoised);
+  return {denoised, -2.0 * op.adjoint(residual), residual.flatten(1).norm(2, 1)};
+}
+
+}  // namespace
+
+torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
+                         torch::Tensor x, const std::vector<double>& sigmas, SeededNoise& noise,
+                         const DpsOptions& options, const SamplerProgress& progress) {
+  check_inputs(op, y, x, sigmas, noise, options);
+  const auto steps = static_cast<int64_t>(sigmas.size()) - 1;
+  std::vector<int64_t> per_sample_shape(static_cast<size_t>(x.dim()), 1);
+  per_sample_shape[0] = x.size(0);
+  auto measurement = y.detach();
+  x = x.detach();
+
+  for (int64_t i = 0; i < steps; ++i) {
+    const double sigma = sigmas[static_cast<size_t>(i)];
+    const double sigma_next = sigmas[static_cast<size_t>(i) + 1];
+    const Guidance g = options.method == DpsMethod::dps
+                           ? dps_guidance(denoiser, op, measurement, x, sigma)
+                           : linear_guidance(denoiser, op, measurement, x, sigma);
+    if (progress) progress(i + 1, steps);
+
+    torch::NoGradGuard no_grad;
+    // x'_{i-1}: the DDPM posterior step (η = 1) written as the σ-space ancestral step.
+    const auto [sigma_down, sigma_up] = ancestral_sigmas(sigma, sigma_next, 1.0);
+    auto x_next = x + to_d(x, sigma, g.denoised) * (sigma_down - sigma);
+    if (sigma_next > 0.0) x_next = x_next + noise.randn_like(x).to(x.device()) * sigma_up;
+
+    // ζ_i ∇_{x_i} in VP space, converted to σ-space: ∇_{x_i} = ∇_{x̃_i} / √ᾱ_i, and the update
+    // of x_{i-1} divided by √ᾱ_{i-1}; 1/ᾱ = 1 + σ².
+    const double vp_to_sigma = std::sqrt((1.0 + sigma * sigma) * (1.0 + sigma_next * sigma_next));
+    auto step = g.gradient * (options.zeta * vp_to_sigma);
+    if (options.normalize_zeta)
+      step = step / g.residual_norm.clamp_min(1e-12).to(step.dtype()).view(per_sample_shape);
+    x = x_next - step;
+  }
+  return x;
+}
+
+}  // namespace diffuse
