@@ -1,6 +1,9 @@
 #include "diffuse/losses/dsm_loss.h"
 
+#include <cmath>
+
 #include "diffuse/core/error.h"
+#include "diffuse/losses/vlb_loss.h"
 
 namespace diffuse {
 
@@ -64,10 +67,22 @@ LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tens
   const auto target = (x0 - sc.c_skip * x) / sc.c_out;
   const auto weight = loss_weight(options.weighting, sigma, sc.c_out, options);
   const auto per_sample = weight * (out.raw.to(torch::kFloat32) - target).square().mean({1, 2, 3});
-  LossOutput result{per_sample.mean(), per_sample.detach()};
-  if (out.var_interp.defined())
-    throw ConfigError("model.learn_sigma: the hybrid loss is not wired into training yet");
-  return result;
+  auto loss = per_sample.mean();
+  if (out.var_interp.defined()) {
+    // Hybrid loss L_simple + λ L_vlb (Nichol & Dhariwal 2021 eq. 16) on the VP state
+    // x_t = √ᾱ x̃. L_vlb is counted in bits and scaled by T/1000, as in their reference
+    // code, so that λ = 0.001 keeps its published meaning.
+    if (!timesteps.defined())
+      throw ConfigError("model.learn_sigma: the learned variance needs a VP schedule");
+    const auto& schedule = precond->schedule();
+    const auto alpha_bar = 1.0 / (1.0 + sigma.square());                                 // [B]
+    const auto x_t = x * alpha_bar.sqrt().view({-1, 1, 1, 1});                           // [B, C, H, W]
+    const auto vlb = vlb_loss(schedule.betas(), schedule.alphas_cumprod(), timesteps, x_t, x0,
+                              out.denoised.detach(), out.var_interp.to(torch::kFloat32));  // [B]
+    const double scale = options.vlb_weight / std::log(2.0) * schedule.timesteps() / 1000.0;
+    loss = loss + scale * vlb.mean();
+  }
+  return LossOutput{loss, per_sample.detach()};
 }
 
 }  // namespace diffuse

@@ -64,26 +64,47 @@ PrecondOutput PrecondImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   return out;
 }
 
-DenoiserFn make_denoiser(Precond precond, torch::Tensor labels) {
-  return [precond, labels](const torch::Tensor& x, const torch::Tensor& sigma) mutable {
-    return precond->denoise(x, sigma, labels);
-  };
-}
+namespace {
 
-DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance) {
-  const int64_t null_label = precond->net().null_label();
-  if (null_label < 0)
+void check_guidance_possible(DiffusionNet& net, const torch::Tensor& labels) {
+  if (net.null_label() < 0)
     throw ConfigError("classifier-free guidance needs a class-conditional model with a null "
                       "class; this checkpoint is unconditional (omit --cfg)");
   if (!labels.defined())
     throw ConfigError("classifier-free guidance needs class labels (--class or --classes)");
-  if (guidance == 1.0) return make_denoiser(precond, labels);
-  auto null_labels = torch::full_like(labels, null_label);
+}
+
+}  // namespace
+
+DenoiserFn make_denoiser(Precond precond, torch::Tensor labels) {
+  return make_variance_tapping_denoiser(std::move(precond), std::move(labels), 1.0, nullptr);
+}
+
+DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance) {
+  check_guidance_possible(precond->net(), labels);
+  return make_variance_tapping_denoiser(std::move(precond), std::move(labels), guidance, nullptr);
+}
+
+DenoiserFn make_variance_tapping_denoiser(Precond precond, torch::Tensor labels, double guidance,
+                                          std::shared_ptr<torch::Tensor> last_var_interp) {
+  if (guidance == 1.0) {
+    return [precond, labels, last_var_interp](const torch::Tensor& x,
+                                              const torch::Tensor& sigma) mutable {
+      auto out = precond->forward(x, sigma, labels);
+      if (last_var_interp) *last_var_interp = out.var_interp;
+      return out.denoised;
+    };
+  }
+  check_guidance_possible(precond->net(), labels);
+  auto null_labels = torch::full_like(labels, precond->net().null_label());
   auto both_labels = torch::cat({labels, null_labels});
-  return [precond, both_labels, guidance](const torch::Tensor& x, const torch::Tensor& sigma) mutable {
+  return [precond, both_labels, guidance, last_var_interp](const torch::Tensor& x,
+                                                           const torch::Tensor& sigma) mutable {
     // Ho & Salimans 2022 eq. 6 in D-space: D_u + w (D_c − D_u), one doubled batch.
-    auto d = precond->denoise(torch::cat({x, x}), torch::cat({sigma, sigma}), both_labels);
-    auto chunks = d.chunk(2, 0);
+    auto out = precond->forward(torch::cat({x, x}), torch::cat({sigma, sigma}), both_labels);
+    auto chunks = out.denoised.chunk(2, 0);
+    if (last_var_interp)
+      *last_var_interp = out.var_interp.defined() ? out.var_interp.chunk(2, 0)[0] : torch::Tensor();
     return chunks[1] + guidance * (chunks[0] - chunks[1]);
   };
 }

@@ -1,10 +1,13 @@
 #include "diffuse/sampling/generate.h"
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
 
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/losses/vlb_loss.h"
 
 namespace diffuse {
 
@@ -17,6 +20,27 @@ std::vector<double> generation_sigmas(const NoiseSchedule& schedule, const Gener
   }
   return sampling_sigmas(schedule, options.steps, options.spacing);
 }
+
+namespace {
+
+// DDPM's step noise from the model's learned variance (Nichol & Dhariwal 2021 eq. 15), in
+// σ-space: x̃_{t-1} = x_{t-1}/√ᾱ_{t-1}, so the VP std √Σ_θ becomes √(Σ_θ (1 + σ'²)).
+// `last_var_interp` holds the variance channels of the denoiser call at σ.
+std::function<torch::Tensor(double, double)> learned_ddpm_step_std(
+    const NoiseSchedule& schedule, std::shared_ptr<torch::Tensor> last_var_interp) {
+  return [schedule, last_var_interp](double sigma, double sigma_next) {
+    const auto& var_interp = *last_var_interp;
+    if (!var_interp.defined())
+      throw Error("learned-variance DDPM: the denoiser returned no variance channels");
+    const auto t = torch::full({var_interp.size(0)}, static_cast<int64_t>(std::llround(schedule.t_from_sigma(sigma))),
+                               torch::TensorOptions(torch::kLong).device(var_interp.device()));
+    const auto log_variance = learned_posterior_log_variance(
+        schedule.betas(), schedule.alphas_cumprod(), t, var_interp.to(torch::kFloat32));
+    return (0.5 * log_variance).exp() * std::sqrt(1.0 + sigma_next * sigma_next);
+  };
+}
+
+}  // namespace
 
 torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
                                const SamplerProgress& progress) {
@@ -37,6 +61,9 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
                       ") needs a class-conditional model; this checkpoint is unconditional");
 
   const auto sigmas = generation_sigmas(precond->schedule(), options);
+  // Only DDPM walks the training grid step by step, where the learned β–β̃ interpolation is
+  // defined; other samplers use the model's mean alone.
+  const bool learned_variance = net_options.learn_sigma && options.sampler == "ddpm";
   const auto device = precond->parameters().front().device();
   const int64_t total = static_cast<int64_t>(options.seeds.size());
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
@@ -62,14 +89,18 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
       }
       labels = torch::tensor(ids, torch::kLong).to(device);
     }
-    DenoiserFn denoiser = conditional ? make_cfg_denoiser(precond, labels, options.cfg)
-                                      : make_denoiser(precond, labels);
+    auto last_var_interp = std::make_shared<torch::Tensor>();
+    DenoiserFn denoiser = make_variance_tapping_denoiser(
+        precond, labels, conditional ? options.cfg : 1.0, learned_variance ? last_var_interp : nullptr);
+    SamplerOptions sampler_options = options.sampler_options;
+    if (learned_variance)
+      sampler_options.ddpm_step_std = learned_ddpm_step_std(precond->schedule(), last_var_interp);
     auto x = noise.randn(shape) * sigmas.front();
     const int64_t nfe_before = entry.nfe(steps) * batch;
     SamplerProgress batch_progress;
     if (progress)
       batch_progress = [&](int64_t done, int64_t) { progress(nfe_before + done, nfe_total); };
-    auto out = entry.fn(denoiser, x, sigmas, noise, options.sampler_options, batch_progress);
+    auto out = entry.fn(denoiser, x, sigmas, noise, sampler_options, batch_progress);
     outputs.push_back(out.to(torch::kCPU, torch::kFloat32));
   }
   return torch::cat(outputs);

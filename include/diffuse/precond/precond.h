@@ -62,4 +62,11 @@ DenoiserFn make_denoiser(Precond precond, torch::Tensor labels);
 // Throws ConfigError if the model has no null class.
 DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance);
 
+// Either of the above (guidance 1 or an unconditional model: the plain denoiser), which also
+// stores the variance channels of the latest call in *last_var_interp for learned-variance
+// models (with guidance: those of the conditional half, as in DiT's sampling code). The
+// DDPM sampler turns them into its step noise (generate.cpp).
+DenoiserFn make_variance_tapping_denoiser(Precond precond, torch::Tensor labels, double guidance,
+                                          std::shared_ptr<torch::Tensor> last_var_interp);
+
 }  // namespace diffuse

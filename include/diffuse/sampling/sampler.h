@@ -24,6 +24,10 @@ struct SamplerOptions {
   double s_tmax = 1e9;
   double s_noise = 1.0;
   std::optional<double> clip_denoised;  // clamp D to [-c, c] (data range), off by default
+  // DDPM with a learned reverse variance (Nichol & Dhariwal 2021 eq. 15): for a step σ → σ' > 0
+  // just after D(x; σ) was evaluated, the σ-space noise std that replaces the fixed
+  // posterior one (β̃). Empty: fixed variance. Set by generate_samples for learn_sigma models.
+  std::function<torch::Tensor(double sigma, double sigma_next)> ddpm_step_std;
 };
 
 using SamplerFn = std::function<torch::Tensor(const DenoiserFn& denoiser, torch::Tensor x,
