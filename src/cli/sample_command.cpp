@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "args.h"
+#include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
@@ -130,6 +131,7 @@ int run_sample(const std::vector<std::string>& argv) {
   record["nfe_per_batch"] = find_sampler(g.sampler).nfe(static_cast<int64_t>(generation_sigmas(model.precond->schedule(), g).size()) - 1);
   emit_value(record, "seconds", std::round(seconds * 1000) / 1000);
   emit_value(record, "images_per_second", std::round(n / seconds * 100) / 100);
+  record["peak_memory_mb"] = compat::peak_memory_bytes(device) / (1 << 20);
   write_text_file_atomic((fs::path(out_dir) / "sampling.yaml").string(), to_yaml_string(record));
   spdlog::info("wrote {} images to {} in {:.2f} s ({:.1f} img/s)", n, out_dir, seconds, n / seconds);
   return 0;

@@ -2,7 +2,17 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <sys/resource.h>
+
 #include <sstream>
+
+// Debian's CPU LibTorch ships the c10/cuda headers without the CUDA toolkit they include.
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define DIFFUSE_HAS_CUDA_ALLOCATOR 1
+#else
+#define DIFFUSE_HAS_CUDA_ALLOCATOR 0
+#endif
 
 #if DIFFUSE_TORCH2
 #include <ATen/ops/_fused_adamw.h>
@@ -97,5 +107,27 @@ std::string torch_version() {
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }
+
+int64_t peak_memory_bytes(const torch::Device& device) {
+#if DIFFUSE_HAS_CUDA_ALLOCATOR
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    // Index 0 of the per-pool stat arrays is the aggregate over all pools (StatType::AGGREGATE).
+    return stats.allocated_bytes[0].peak;
+  }
+#endif
+  (void)device;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+void reset_peak_memory(const torch::Device& device) {
+#if DIFFUSE_HAS_CUDA_ALLOCATOR
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+#endif
+  (void)device;
+}
 
 }  // namespace diffuse::compat

@@ -9,6 +9,7 @@
 #include "diffuse/data/idx_dataset.h"
 #include "diffuse/data/image_folder_dataset.h"
 #include "diffuse/data/latent_dataset.h"
+#include "diffuse/data/random_dataset.h"
 
 namespace diffuse {
 
@@ -19,6 +20,7 @@ std::shared_ptr<Dataset> make_dataset(const DataOptions& options) {
     case DatasetType::cifar10: dataset = load_cifar10_dataset(options); break;
     case DatasetType::image_folder: dataset = load_image_folder_dataset(options); break;
     case DatasetType::latents: dataset = std::make_shared<LatentDataset>(options); break;
+    case DatasetType::random: dataset = make_random_dataset(options); break;
   }
   if (!dataset) throw std::logic_error("make_dataset: unhandled dataset type");
   if (dataset->info().size == 0)

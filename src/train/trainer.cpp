@@ -268,7 +268,8 @@ void TrainingRun::log_progress() {
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
           << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 10) / 10)
-          << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10) << "}\n";
+          << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10)
+          << ", \"peak_memory_mb\": " << compat::peak_memory_bytes(device_) / (1 << 20) << "}\n";
   last_loss_ = mean_loss;
   loss_sum_ = torch::Tensor();
   window_steps_ = 0;

@@ -2,6 +2,8 @@
 // parse → emit → parse round trip.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "diffuse/core/error.h"
 #include "diffuse/core/experiment_config.h"
 #include "support/test_paths.h"
@@ -142,4 +144,20 @@ TEST(Config, FormatDoubleIsShortestRoundTrip) {
   }
   EXPECT_EQ(format_double(0.1), "0.1");
   EXPECT_EQ(format_double(80.0), "80.0");
+}
+
+TEST(Config, EveryShippedConfigParsesAndRoundTrips) {
+  // configs/*.yaml are what users start from: each must load strictly, resolve its model
+  // preset, and survive parse → emit → parse unchanged.
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::source_dir() / "configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    const ExperimentConfig first = load_experiment_config(entry.path().string());
+    const std::string emitted = to_yaml_string(emit_experiment_config(first));
+    ConfigNode again = ConfigNode::load_string(emitted, "<emitted>");
+    EXPECT_EQ(to_yaml_string(emit_experiment_config(parse_experiment_config(again))), emitted);
+    ++count;
+  }
+  EXPECT_GE(count, 8);
 }

@@ -57,4 +57,10 @@ std::string torch_version();
 
 bool cuda_available();
 
+// Peak memory in bytes since the last reset: for CUDA devices the caching allocator's peak of
+// allocated bytes (CUDA builds); otherwise the process's peak resident set size, which
+// cannot be reset.
+int64_t peak_memory_bytes(const torch::Device& device);
+void reset_peak_memory(const torch::Device& device);
+
 }  // namespace diffuse::compat

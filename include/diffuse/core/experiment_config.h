@@ -15,12 +15,13 @@
 namespace diffuse {
 
 // ---- data: ----------------------------------------------------------------------------
-enum class DatasetType { idx, cifar10, image_folder, latents };
-inline constexpr std::array<EnumName<DatasetType>, 4> kDatasetTypeNames{{
+enum class DatasetType { idx, cifar10, image_folder, latents, random };
+inline constexpr std::array<EnumName<DatasetType>, 5> kDatasetTypeNames{{
     {"idx", DatasetType::idx},
     {"cifar10", DatasetType::cifar10},
     {"image_folder", DatasetType::image_folder},
     {"latents", DatasetType::latents},
+    {"random", DatasetType::random},
 }};
 
 struct DataOptions {
@@ -160,7 +161,6 @@ struct TrainOptions {
   int64_t ckpt_every = 1000;
   int keep = 3;                  // numbered checkpoints kept besides last.pt
   bool channels_last = true;     // CUDA UNet memory format
-  bool cuda_graph = false;       // capture the whole training step (static shapes, CUDA)
   int num_threads = 0;           // CPU intra-op threads; 0 = LibTorch default
   TrainSampleOptions sample;
 };
