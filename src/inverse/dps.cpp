@@ -88,9 +88,8 @@ torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const t
 
     torch::NoGradGuard no_grad;
     // x'_{i-1}: the DDPM posterior step (η = 1) written as the σ-space ancestral step.
-    const auto [sigma_down, sigma_up] = ancestral_sigmas(sigma, sigma_next, 1.0);
-    auto x_next = x + to_d(x, sigma, g.denoised) * (sigma_down - sigma);
-    if (sigma_next > 0.0) x_next = x_next + noise.randn_like(x).to(x.device()) * sigma_up;
+    // Ho et al. 2020 eq. 6-7 in σ-space; the noise comes from `noise` only while σ' > 0.
+    auto x_next = ancestral_step(x, sigma, sigma_next, g.denoised, 1.0, noise);
 
     // ζ_i ∇_{x_i} in VP space, converted to σ-space: ∇_{x_i} = ∇_{x̃_i} / √ᾱ_i, and the update
     // of x_{i-1} divided by √ᾱ_{i-1}; 1/ᾱ = 1 + σ².
