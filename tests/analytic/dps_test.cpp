@@ -294,7 +294,11 @@ TEST(Dps, BadInputsAreRejected) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("[1, 1, 2, 2]"), std::string::npos) << e.what();
   }
-  EXPECT_ANY_THROW(sample_dps(denoiser, *op, torch::zeros({1, 1, 2, 2}, torch::kFloat64), x, {1.0, 2.0, 0.0}, noise, dps));
+  // σ must decrease and end in 0.
+  EXPECT_THROW(sample_dps(denoiser, *op, torch::zeros({1, 1, 2, 2}, torch::kFloat64), x, {1.0, 2.0, 0.0}, noise, dps),
+               ConfigError);
+  EXPECT_THROW(sample_dps(denoiser, *op, torch::zeros({1, 1, 2, 2}, torch::kFloat64), x, {2.0, 1.0}, noise, dps),
+               ConfigError);
   dps.zeta = -1.0;
   EXPECT_THROW(sample_dps(denoiser, *op, torch::zeros({1, 1, 2, 2}, torch::kFloat64), x, {1.0, 0.0}, noise, dps),
                ConfigError);
