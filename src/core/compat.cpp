@@ -17,6 +17,12 @@
 #if DIFFUSE_TORCH2
 #include <ATen/ops/_fused_adamw.h>
 #endif
+#if DIFFUSE_TORCH2 && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define DIFFUSE_CUDA_ALLOCATOR_STATS 1
+#else
+#define DIFFUSE_CUDA_ALLOCATOR_STATS 0
+#endif
 
 namespace diffuse::compat {
 
@@ -97,6 +103,18 @@ void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>&
   at::_foreach_lerp_(ema, params, weight);
 #else
   for (size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(params[i], weight);
+#endif
+}
+
+int64_t cuda_peak_memory_bytes(const torch::Device& device) {
+#if DIFFUSE_CUDA_ALLOCATOR_STATS
+  if (!device.is_cuda() || !torch::cuda::is_available()) return -1;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+  // allocated_bytes is indexed by StatType; entry 0 is AGGREGATE (all pool types).
+  return stats.allocated_bytes[0].peak;
+#else
+  (void)device;
+  return -1;
 #endif
 }
 

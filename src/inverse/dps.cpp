@@ -1,7 +1,6 @@
 #include "diffuse/inverse/dps.h"
 
 #include <cmath>
-#include <stdexcept>
 
 #include "diffuse/core/error.h"
 #include "diffuse/sampling/sampler_common.h"
@@ -18,15 +17,13 @@ std::string shape_text(torch::IntArrayRef sizes) {
 void check_inputs(const Operator& op, const torch::Tensor& y, const torch::Tensor& x,
                   const std::vector<double>& sigmas, const SeededNoise& noise,
                   const DpsOptions& options) {
-  if (sigmas.size() < 2 || sigmas.back() != 0.0)
-    throw std::invalid_argument("sample_dps: sigmas must hold at least one step and end in 0");
-  for (size_t i = 0; i + 1 < sigmas.size(); ++i)
-    if (!(sigmas[i] > sigmas[i + 1]))
-      throw std::invalid_argument("sample_dps: sigmas must decrease strictly");
-  if (x.dim() != 4 || y.size(0) != x.size(0) || noise.batch_size() != x.size(0))
-    throw std::invalid_argument("sample_dps: x " + shape_text(x.sizes()) + ", y " + shape_text(y.sizes()) +
-                                " and " + std::to_string(noise.batch_size()) +
-                                " noise seeds must share the batch size");
+  check_sampler_inputs("dps", x, sigmas, noise);
+  if (sigmas.back() != 0.0)
+    throw ConfigError("sampler dps: the last sigma must be 0 (x̂0 at the end), found " +
+                      std::to_string(sigmas.back()));
+  if (x.dim() != 4 || y.dim() < 1 || y.size(0) != x.size(0))
+    throw Error("sampler dps: x " + shape_text(x.sizes()) + " must be [B, C, H, W] and y " +
+                shape_text(y.sizes()) + " must have the same batch size");
   auto expected = op.measurement_shape();
   expected.insert(expected.begin(), x.size(0));
   if (!y.sizes().equals(expected))
@@ -88,9 +85,8 @@ torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const t
 
     torch::NoGradGuard no_grad;
     // x'_{i-1}: the DDPM posterior step (η = 1) written as the σ-space ancestral step.
-    const auto [sigma_down, sigma_up] = ancestral_sigmas(sigma, sigma_next, 1.0);
-    auto x_next = x + to_d(x, sigma, g.denoised) * (sigma_down - sigma);
-    if (sigma_next > 0.0) x_next = x_next + noise.randn_like(x).to(x.device()) * sigma_up;
+    // Ho et al. 2020 eq. 6-7 in σ-space; the noise comes from `noise` only while σ' > 0.
+    auto x_next = ancestral_step(x, sigma, sigma_next, g.denoised, 1.0, noise);
 
     // ζ_i ∇_{x_i} in VP space, converted to σ-space: ∇_{x_i} = ∇_{x̃_i} / √ᾱ_i, and the update
     // of x_{i-1} divided by √ᾱ_{i-1}; 1/ᾱ = 1 + σ².

@@ -7,8 +7,8 @@ namespace diffuse {
 torch::Tensor add_measurement_noise(const torch::Tensor& clean, const MeasurementNoiseOptions& options,
                                     SeededNoise& noise) {
   if (noise.batch_size() != clean.size(0))
-    throw std::invalid_argument("add_measurement_noise: " + std::to_string(noise.batch_size()) +
-                                " noise seeds for a batch of " + std::to_string(clean.size(0)));
+    throw Error("add_measurement_noise: " + std::to_string(noise.batch_size()) +
+                " noise seeds for a batch of " + std::to_string(clean.size(0)));
   torch::NoGradGuard no_grad;
   switch (options.type) {
     case MeasurementNoiseType::gaussian:

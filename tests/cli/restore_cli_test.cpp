@@ -1,0 +1,242 @@
+// `diffuse restore` end to end: a tiny UNet trained once for the suite (2 steps on 12×12
+// IDX images), then restorations from a folder, a single file, a dataset slice and a real
+// measurement with few DPS steps, and every bad-input path (one error line, nothing written).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "diffuse/io/image_io.h"
+#include "support/dataset_files.h"
+#include "support/run_command.h"
+#include "support/test_paths.h"
+
+using namespace diffuse;
+namespace fs = std::filesystem;
+
+namespace {
+
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "output: " << (text)
+
+constexpr int64_t kSize = 12;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+size_t line_count(const std::string& text) {
+  size_t lines = 0;
+  for (char ch : text) lines += ch == '\n';
+  return lines;
+}
+
+class RestoreCli : public ::testing::Test {
+ protected:
+  // One tiny unconditional ε-prediction UNet and an IDX folder (train and t10k splits) shared
+  // by every test of the suite.
+  static void SetUpTestSuite() {
+    dir_ = std::make_unique<test::TempDir>();
+    const std::string idx = dir_->file("idx");
+    test::write_idx_split(idx, "train", test::pattern_images(16, kSize, kSize), test::pattern_labels(16), false);
+    test::write_idx_split(idx, "t10k", test::pattern_images(4, kSize, kSize), test::pattern_labels(4), false);
+    const std::string config = dir_->file("tiny.yaml");
+    test::write_file(config,
+                     "name: tiny\nrun_dir: " + dir_->file("run") +
+                         "\n"
+                         "data: {type: idx, path: " + idx + ", num_workers: 0}\n"
+                         "model:\n  arch: unet\n  num_classes: 0\n"
+                         "  unet: {base_channels: 16, channel_mult: [1], num_res_blocks: 1, "
+                         "attention_resolutions: [], num_groups: 8}\n"
+                         "diffusion: {schedule: vp_linear, prediction: eps}\n"
+                         "train: {steps: 2, batch_size: 4, device: cpu, sample_every: 0, ckpt_every: 2, "
+                         "log_every: 1, precision: fp32, num_threads: 1}\n");
+    const auto r = test::run_diffuse({"train", "--config", config});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    checkpoint_ = dir_->file("run/ckpt/last.pt");
+    ASSERT_TRUE(fs::exists(checkpoint_));
+    idx_dir_ = idx;
+
+    // Three clean inputs as image files, and one of the wrong size.
+    fs::create_directories(dir_->file("inputs"));
+    const auto images = test::pattern_images(3, kSize, kSize).to(torch::kFloat32) / 127.5 - 1.0;
+    for (int64_t k = 0; k < 3; ++k)
+      write_image(dir_->file("inputs/img" + std::to_string(k) + ".png"), images[k].unsqueeze(0));
+    write_image(dir_->file("big.png"), torch::zeros({1, 16, 16}));
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+
+  static std::string task(const std::string& name) {
+    return (test::source_dir() / "configs" / "restore" / (name + ".yaml")).string();
+  }
+
+  static std::unique_ptr<test::TempDir> dir_;
+  static std::string checkpoint_, idx_dir_;
+};
+
+std::unique_ptr<test::TempDir> RestoreCli::dir_;
+std::string RestoreCli::checkpoint_;
+std::string RestoreCli::idx_dir_;
+
+}  // namespace
+
+TEST_F(RestoreCli, InpaintsAFolderAndWritesEveryOutput) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("inpaint_box"), "--input",
+                                    dir_->file("inputs"), "--out", out.file("o"), "--set", "steps=5", "--set",
+                                    "operator.box_size=4", "--batch-size", "2", "--device", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string ext = image_extension(1);
+  for (int k = 0; k < 3; ++k) {
+    const std::string name = "img" + std::to_string(k) + ext;
+    EXPECT_EQ(read_image(out.file("o/restored/" + name), 0).sizes().vec(), (std::vector<int64_t>{1, kSize, kSize}));
+    EXPECT_TRUE(fs::exists(out.file("o/measurement/" + name))) << name;
+  }
+  // Rows per image, columns clean | measurement | restored: 3 · (12 + 2) + 2 = 44 square.
+  EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 44, 44}));
+
+  const std::string metrics = read_text(out.file("o/metrics.json"));
+  EXPECT_CONTAINS(metrics, "\"name\": \"img0\"");
+  EXPECT_CONTAINS(metrics, "\"name\": \"img2\"");
+  EXPECT_CONTAINS(metrics, "\"psnr\": ");
+  EXPECT_CONTAINS(metrics, "\"naive_psnr\": ");
+  EXPECT_CONTAINS(metrics, "\"ssim\": ");
+  EXPECT_CONTAINS(metrics, "\"mean\": {\"psnr\": ");
+  EXPECT_CONTAINS(metrics, "\"seconds_per_image\": ");
+  EXPECT_EQ(metrics.find("\"psnr\": null"), std::string::npos) << metrics;
+
+  const std::string record = read_text(out.file("o/restore.yaml"));
+  EXPECT_CONTAINS(record, "inpaint_box");
+  EXPECT_CONTAINS(record, "steps: 5");
+  EXPECT_CONTAINS(record, "box_size: 4");
+  EXPECT_CONTAINS(record, "images: 3");
+  // Nothing temporary left behind.
+  for (const auto& entry : fs::recursive_directory_iterator(out.file("o")))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+TEST_F(RestoreCli, SameSeedsGiveTheSameRestoration) {
+  test::TempDir out;
+  for (const char* name : {"a", "b"}) {
+    const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                                      dir_->file("inputs/img1.png"), "--out", out.file(name), "--set", "steps=3",
+                                      "--seeds", "7", "--device", "cpu"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const std::string file = "/restored/img1" + image_extension(1);
+  EXPECT_TRUE(read_image(out.file("a") + file, 0).equal(read_image(out.file("b") + file, 0)));
+  EXPECT_TRUE(read_image(out.file("a") + "/measurement/img1" + image_extension(1), 0)
+                  .equal(read_image(out.file("b") + "/measurement/img1" + image_extension(1), 0)));
+}
+
+TEST_F(RestoreCli, SuperResolvesADatasetSlice) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("super_resolution_2x"),
+                                    "--input", "fashion:test[1:3]", "--out", out.file("o"), "--set", "steps=4",
+                                    "--device", "cpu"},
+                                   {{"FASHION_MNIST_DIR", idx_dir_}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string ext = image_extension(1);
+  // The measurement is the 6×6 low-resolution image; the restoration is full size.
+  EXPECT_EQ(read_image(out.file("o/measurement/fashion_test_1" + ext), 0).sizes().vec(),
+            (std::vector<int64_t>{1, 6, 6}));
+  EXPECT_EQ(read_image(out.file("o/restored/fashion_test_2" + ext), 0).sizes().vec(),
+            (std::vector<int64_t>{1, kSize, kSize}));
+  const std::string metrics = read_text(out.file("o/metrics.json"));
+  EXPECT_CONTAINS(metrics, "bilinear-upsampled measurement");
+  EXPECT_CONTAINS(metrics, "\"naive_psnr\": ");
+}
+
+TEST_F(RestoreCli, RestoresARealMeasurementWithoutMetrics) {
+  test::TempDir out;
+  write_image(out.file("y.png"), torch::zeros({1, 6, 6}));
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("super_resolution_2x"),
+                                    "--measurement", out.file("y.png"), "--out", out.file("o"), "--set", "steps=3",
+                                    "--device", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string ext = image_extension(1);
+  EXPECT_EQ(read_image(out.file("o/restored/y" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, kSize, kSize}));
+  // No ground truth: no metrics, and a grid of measurement | restored.
+  EXPECT_FALSE(fs::exists(out.file("o/metrics.json")));
+  EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 16, 30}));
+  EXPECT_CONTAINS(read_text(out.file("o/restore.yaml")), "measurement: ");
+
+  // A measurement of the image's size does not fit a ×2 super-resolution task.
+  const auto bad = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("super_resolution_2x"),
+                                      "--measurement", dir_->file("inputs/img0.png"), "--out", out.file("bad"),
+                                      "--device", "cpu"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_CONTAINS(bad.err, "1×6×6");
+  EXPECT_CONTAINS(bad.err, "1×12×12");
+  EXPECT_FALSE(fs::exists(out.file("bad")));
+}
+
+TEST_F(RestoreCli, InputAndMeasurementTogetherIsAUsageError) {
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                                    dir_->file("inputs"), "--measurement", dir_->file("big.png"), "--out", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_CONTAINS(r.err, "--measurement");
+}
+
+TEST_F(RestoreCli, MissingTaskFileIsOneErrorLine) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", out.file("nope.yaml"),
+                                    "--input", dir_->file("inputs"), "--out", out.file("o")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_CONTAINS(r.err, out.file("nope.yaml"));
+  EXPECT_FALSE(fs::exists(out.file("o")));
+}
+
+TEST_F(RestoreCli, UnknownOperatorListsTheValidOnes) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--set",
+                                    "operator.name=deblur", "--input", dir_->file("inputs"), "--out", out.file("o")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_CONTAINS(r.err, "deblur");
+  EXPECT_CONTAINS(r.err, "inpaint_box, inpaint_random, gaussian_blur, motion_blur, super_resolution, denoise");
+  EXPECT_FALSE(fs::exists(out.file("o")));
+}
+
+TEST_F(RestoreCli, WrongInputSizeNamesTheFileUnlessResized) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                                    dir_->file("big.png"), "--out", out.file("o"), "--set", "steps=2",
+                                    "--device", "cpu"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_CONTAINS(r.err, dir_->file("big.png"));
+  EXPECT_CONTAINS(r.err, "1×12×12");
+  EXPECT_CONTAINS(r.err, "1×16×16");
+  EXPECT_CONTAINS(r.err, "--resize");
+  EXPECT_FALSE(fs::exists(out.file("o")));
+
+  const auto resized = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                                          dir_->file("big.png"), "--out", out.file("o"), "--set", "steps=2",
+                                          "--resize", "--device", "cpu"});
+  ASSERT_EQ(resized.exit_code, 0) << resized.err;
+  EXPECT_EQ(read_image(out.file("o/restored/big" + image_extension(1)), 0).sizes().vec(),
+            (std::vector<int64_t>{1, kSize, kSize}));
+}
+
+TEST_F(RestoreCli, BadSeedsAndFlagsAreUsageErrors) {
+  test::TempDir out;
+  auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                              dir_->file("inputs"), "--out", out.file("o"), "--seeds", "1,2"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_CONTAINS(r.err, "--seeds");
+  r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--out", out.file("o")});
+  EXPECT_EQ(r.exit_code, 2);
+  r = test::run_diffuse({"restore", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_CONTAINS(r.out, "clean | measurement | restored");
+  EXPECT_FALSE(fs::exists(out.file("o")));
+}
