@@ -343,7 +343,7 @@ int run_restore(const std::vector<std::string>& argv) {
   }
   const auto restored = torch::cat(outputs);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int64_t peak_memory = device.is_cuda() ? compat::cuda_peak_memory_bytes(device) : -1;
+  const int64_t peak_memory = compat::peak_memory_bytes(device);
 
   fs::create_directories(fs::path(out_dir) / "restored");
   fs::create_directories(fs::path(out_dir) / "measurement");

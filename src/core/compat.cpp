@@ -17,12 +17,6 @@
 #if DIFFUSE_TORCH2
 #include <ATen/ops/_fused_adamw.h>
 #endif
-#if DIFFUSE_TORCH2 && __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define DIFFUSE_CUDA_ALLOCATOR_STATS 1
-#else
-#define DIFFUSE_CUDA_ALLOCATOR_STATS 0
-#endif
 
 namespace diffuse::compat {
 
@@ -106,18 +100,6 @@ void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>&
 #endif
 }
 
-int64_t cuda_peak_memory_bytes(const torch::Device& device) {
-#if DIFFUSE_CUDA_ALLOCATOR_STATS
-  if (!device.is_cuda() || !torch::cuda::is_available()) return -1;
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
-  // allocated_bytes is indexed by StatType; entry 0 is AGGREGATE (all pool types).
-  return stats.allocated_bytes[0].peak;
-#else
-  (void)device;
-  return -1;
-#endif
-}
-
 std::string torch_version() {
   std::ostringstream s;
   s << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH;
@@ -138,14 +120,6 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
-void reset_peak_memory(const torch::Device& device) {
-#if DIFFUSE_HAS_CUDA_ALLOCATOR
-  if (device.is_cuda())
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
-#endif
-  (void)device;
 }
 
 }  // namespace diffuse::compat

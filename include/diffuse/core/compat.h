@@ -52,18 +52,13 @@ void fused_adamw(std::vector<torch::Tensor> params, std::vector<torch::Tensor> g
 void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,
               double weight);
 
-// Peak bytes the CUDA caching allocator has handed out on `device` since the process
-// started; -1 where that is not known (CPU builds, LibTorch 1.13).
-int64_t cuda_peak_memory_bytes(const torch::Device& device);
 // LibTorch version as "major.minor.patch".
 std::string torch_version();
 
 bool cuda_available();
 
-// Peak memory in bytes since the last reset: for CUDA devices the caching allocator's peak of
-// allocated bytes (CUDA builds); otherwise the process's peak resident set size, which
-// cannot be reset.
+// Peak memory in bytes since the process started: for CUDA devices the caching allocator's
+// peak of allocated bytes (CUDA builds); otherwise the process's peak resident set size.
 int64_t peak_memory_bytes(const torch::Device& device);
-void reset_peak_memory(const torch::Device& device);
 
 }  // namespace diffuse::compat
