@@ -111,9 +111,14 @@ int describe_config(const Args& args) {
             << "classes:  " << info.class_names.size() << " (" << join_names(info.class_names)
             << ")\n"
             << "mean:     " << join_numbers(stats.mean) << "\n"
-            << "std:      " << join_numbers(stats.std) << "\n"
-            << describe_model(resolve_model_options(config.model, info.channels, info.height,
-                                                    static_cast<int64_t>(info.class_names.size())));
+            << "std:      " << join_numbers(stats.std) << "\n";
+  // The dataset summary stays useful when the model section does not fit it: say why.
+  try {
+    std::cout << describe_model(resolve_model_options(config.model, info.channels, info.height,
+                                                      static_cast<int64_t>(info.class_names.size())));
+  } catch (const ConfigError& e) {
+    std::cout << "model:    cannot be built: " << e.what() << "\n";
+  }
   if (args.has("--out")) {
     const std::string preview = write_preview(dataset, config, args.get("--out"));
     if (!preview.empty()) std::cout << "preview:  " << preview << "\n";

@@ -179,7 +179,10 @@ TEST_P(TrainSignal, StopsWithACheckpointAndResumes) {
                                     "--set", "train.steps=100000", "--set", "train.sample_every=0",
                                     "--set", "train.ckpt_every=2", "--threads", "1"});
   // Checkpoints are renamed into place, so the file exists only once it is complete.
-  ASSERT_TRUE(child->wait_until([&] { return fs::exists(first); })) << child->wait().err;
+  if (!child->wait_until([&] { return fs::exists(first); })) {
+    if (!child->running()) FAIL() << "training exited early: " << child->wait().err;
+    FAIL() << "no first checkpoint " << first;  // the destructor kills the child
+  }
   child->send_signal(signal_number);
   const auto stopped = child->wait();
   EXPECT_EQ(stopped.exit_code, 130) << stopped.err;  // README: "exits with 130"
@@ -205,7 +208,7 @@ TEST_P(TrainSignal, StopsWithACheckpointAndResumes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, TrainSignal, ::testing::Values(SIGINT, SIGTERM),
-                         [](const auto& info) { return info.param == SIGINT ? "SIGINT" : "SIGTERM"; });
+                         [](const auto& param_info) { return param_info.param == SIGINT ? "SIGINT" : "SIGTERM"; });
 
 TEST_F(TrainSampleCli, EverySamplerWritesItsFiles) {
   for (const auto& entry : sampler_table()) {
@@ -301,7 +304,7 @@ TEST_F(TrainSampleCli, BadInputsAreOneLineErrors) {
 TEST_F(TrainSampleCli, InfoSummarisesACheckpoint) {
   const auto r = test::run_diffuse({"info", "--checkpoint", shared_->ckpt});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
+  LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
   const int64_t params = count_parameters(model.precond->net());
   EXPECT_CONTAINS(r.out, "step:     4 of 4");
   EXPECT_CONTAINS(r.out, "model:    unet, input 1x8x8, 10 classes");
@@ -322,7 +325,7 @@ TEST_F(TrainSampleCli, InfoSummarisesACheckpoint) {
 TEST_F(TrainSampleCli, InfoCountsTheModelOfAConfig) {
   auto r = test::run_diffuse({"info", "--config", shared_->config});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
+  LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
   EXPECT_CONTAINS(r.out, "params:   " + std::to_string(count_parameters(model.precond->net())) + " (");
 
   // DiT-XL/2 at 32×32×4 latents, 1000 classes, learned σ: 675M parameters (Peebles & Xie

@@ -261,9 +261,9 @@ TEST_P(ExactResume, StoppedAndResumedRunsMatchAnUninterruptedOne) {
 
 INSTANTIATE_TEST_SUITE_P(Trainer, ExactResume,
                          ::testing::Values(std::make_tuple(1, 1), std::make_tuple(2, 3)),
-                         [](const auto& info) {
-                           return "accum" + std::to_string(std::get<0>(info.param)) + "_log" +
-                                  std::to_string(std::get<1>(info.param));
+                         [](const auto& param_info) {
+                           return "accum" + std::to_string(std::get<0>(param_info.param)) + "_log" +
+                                  std::to_string(std::get<1>(param_info.param));
                          });
 
 TEST_F(TrainerTest, TwoFreshRunsInOneProcessAgree) {
