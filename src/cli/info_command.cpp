@@ -79,7 +79,7 @@ int describe_checkpoint(const Args& args) {
   const CheckpointMeta& meta = reader.meta();
   ConfigNode root = ConfigNode::load_string(meta.config_yaml, path + " (embedded config)");
   const ExperimentConfig config = parse_experiment_config(root);
-  std::cout << "checkpoint: " << path << "\n"
+  std::cout << "file:     " << path << "\n"
             << "step:     " << meta.step << " of " << config.train.steps << "\n"
             << describe_model(config.model)
             << "ema:      " << (reader.has_ema() ? "yes" : "no") << "\n"

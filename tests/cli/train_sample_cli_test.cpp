@@ -252,7 +252,7 @@ TEST_F(TrainSampleCli, SampleKIsTheSameWhateverTheBatchSize) {
   std::vector<torch::Tensor> runs;
   for (const char* batch : {"1", "4"}) {
     const std::string dir = out.file(std::string("b") + batch);
-    const auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", "euler_ancestral", "--steps", "4",
+    const auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", "euler_a", "--steps", "4",
                            "--seeds", "3-7", "--batch-size", batch, "--format", "pt", "--out", dir});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     torch::Tensor samples;
