@@ -1,6 +1,6 @@
 // `diffuse train`, `diffuse sample` and `diffuse info --checkpoint` end to end on a tiny
 // class-conditional UNet: the run folder, SIGINT/SIGTERM then --resume, every sampler, CFG,
-// batch-size invariance of sample k, the one-line errors of bad input, and info summaries.
+// batch-size invariance of sample k (up to float rounding), the one-line errors of bad input, and info summaries.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -260,10 +260,13 @@ TEST_F(TrainSampleCli, SampleKIsTheSameWhateverTheBatchSize) {
     runs.push_back(samples);
   }
   ASSERT_EQ(runs[0].sizes(), (std::vector<int64_t>{5, 1, 8, 8}));
-  EXPECT_TRUE(torch::equal(runs[0], runs[1]));
-  EXPECT_EQ(read_bytes(out.file("b1") + "/seed6_class3" + kExt), read_bytes(out.file("b4") + "/seed6_class3" + kExt));
+  // The noise is identical; the network's float sums may round differently for another batch
+  // size (GEMM blocking), so equal up to float rounding, not bit for bit. Noise taken from
+  // the wrong seed would differ by O(1).
+  const double difference = (runs[0] - runs[1]).abs().max().item<double>();
+  EXPECT_LT(difference, 1e-4);
   // Different seeds give different images (the comparison above can fail).
-  EXPECT_FALSE(torch::equal(runs[0][0], runs[0][1]));
+  EXPECT_GT((runs[0][0] - runs[0][1]).abs().max().item<double>(), 0.1);
 }
 
 TEST_F(TrainSampleCli, BadInputsAreOneLineErrors) {
