@@ -6,7 +6,9 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <stdexcept>
 
 #include "diffuse/io/image_io.h"
 #include "diffuse/models/registry.h"
@@ -95,14 +97,14 @@ std::vector<int64_t> metrics_steps(const fs::path& path) {
     EXPECT_CONTAINS((result).err, part);                                     \
   } while (0)
 
-// Trains the shared runs once for the whole suite: the conditional model with label dropout,
-// one without label dropout, and an unconditional one.
+// The suite's data and config, and its training runs, each trained on first use (ctest runs
+// every test in a process of its own, so a test pays only for the runs it reads).
 class TrainSampleCli : public ::testing::Test {
  protected:
   struct Shared {
     test::TempDir dir;
-    std::string config, run, ckpt, no_dropout_ckpt, unconditional_ckpt;
-    test::CommandResult train_result;
+    std::string config;
+    std::map<std::string, std::string> checkpoints;  // run name -> ckpt/last.pt
   };
 
   static void SetUpTestSuite() {
@@ -114,26 +116,33 @@ class TrainSampleCli : public ::testing::Test {
     text.replace(text.find("@IDX@"), 5, s.dir.file("idx"));
     s.config = s.dir.file("tiny.yaml");
     test::write_file(s.config, text);
-    s.run = s.dir.file("run");
-    s.train_result = test::run_diffuse({"train", "--config", s.config, "--set", "run_dir=" + s.run, "--threads", "1"});
-    s.ckpt = s.run + "/ckpt/last.pt";
-    const auto no_dropout = test::run_diffuse({"train", "--config", s.config, "--set", "run_dir=" + s.dir.file("nodrop"),
-                                               "--set", "diffusion.p_uncond=0", "--set", "train.steps=1",
-                                               "--set", "train.sample_every=0"});
-    EXPECT_EQ(no_dropout.exit_code, 0) << no_dropout.err;
-    s.no_dropout_ckpt = s.dir.file("nodrop") + "/ckpt/last.pt";
-    const auto uncond = test::run_diffuse({"train", "--config", s.config, "--set", "run_dir=" + s.dir.file("uncond"),
-                                           "--set", "model.num_classes=0", "--set", "diffusion.p_uncond=0",
-                                           "--set", "train.steps=1", "--set", "train.sample_every=0"});
-    EXPECT_EQ(uncond.exit_code, 0) << uncond.err;
-    s.unconditional_ckpt = s.dir.file("uncond") + "/ckpt/last.pt";
   }
   static void TearDownTestSuite() {
     delete shared_;
     shared_ = nullptr;
   }
 
-  void SetUp() override { ASSERT_EQ(shared_->train_result.exit_code, 0) << shared_->train_result.err; }
+  // Trains run `name` (the config plus `sets`) unless done already; its last checkpoint.
+  static std::string trained(const std::string& name, const std::vector<std::string>& sets = {}) {
+    auto& s = *shared_;
+    if (const auto it = s.checkpoints.find(name); it != s.checkpoints.end()) return it->second;
+    std::vector<std::string> args{"train", "--config", s.config, "--set", "run_dir=" + s.dir.file(name),
+                                  "--threads", "1"};
+    for (const auto& set : sets) args.insert(args.end(), {"--set", set});
+    const auto r = test::run_diffuse(args);
+    if (r.exit_code != 0) throw std::runtime_error("training run '" + name + "' failed: " + r.err);
+    return s.checkpoints[name] = s.dir.file(name) + "/ckpt/last.pt";
+  }
+  // The conditional model with label dropout (4 steps), one without label dropout, and an
+  // unconditional one.
+  static std::string ckpt() { return trained("run"); }
+  static std::string no_dropout_ckpt() {
+    return trained("nodrop", {"diffusion.p_uncond=0", "train.steps=1", "train.sample_every=0"});
+  }
+  static std::string unconditional_ckpt() {
+    return trained("uncond", {"model.num_classes=0", "diffusion.p_uncond=0", "train.steps=1",
+                              "train.sample_every=0"});
+  }
 
   static test::CommandResult sample(std::vector<std::string> args) {
     args.insert(args.begin(), "sample");
@@ -152,7 +161,7 @@ const std::string kExt = image_extension(1);
 }  // namespace
 
 TEST_F(TrainSampleCli, TrainWritesTheRunFolder) {
-  const fs::path run = shared_->run;
+  const fs::path run = fs::path(ckpt()).parent_path().parent_path();
   EXPECT_TRUE(fs::exists(run / "config.yaml"));
   EXPECT_TRUE(fs::exists(run / "samples" / ("step_4" + kExt)));
   EXPECT_TRUE(fs::exists(run / "ckpt" / "last.pt"));
@@ -164,7 +173,7 @@ TEST_F(TrainSampleCli, TrainWritesTheRunFolder) {
   // The saved config is the resolved one: the classes came from the dataset.
   const std::string saved = read_bytes((run / "config.yaml").string());
   EXPECT_CONTAINS(saved, "num_classes: 10");
-  EXPECT_EQ(CheckpointReader(shared_->ckpt).meta().step, 4);
+  EXPECT_EQ(CheckpointReader(ckpt()).meta().step, 4);
   // A 4-image grid of a 10-class model: one row (8 px tiles, 2 px padding).
   EXPECT_EQ(read_image((run / "samples" / ("step_4" + kExt)).string(), 0).size(1), 12);
 }
@@ -215,7 +224,7 @@ TEST_F(TrainSampleCli, EverySamplerWritesItsFiles) {
     const std::string name = entry.name;
     SCOPED_TRACE(name);
     const std::string dir = out.file(name);
-    const auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", name, "--steps", "3",
+    const auto r = sample({"--checkpoint", ckpt(), "--sampler", name, "--steps", "3",
                            "--seeds", "0-2", "--out", dir});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/grid" + kExt));
@@ -232,7 +241,7 @@ TEST_F(TrainSampleCli, EverySamplerWritesItsFiles) {
 
 TEST_F(TrainSampleCli, GuidedSamplesOverTheClasses) {
   const std::string dir = out.file("cfg");
-  const auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", "heun", "--steps", "3", "--cfg", "2.5",
+  const auto r = sample({"--checkpoint", ckpt(), "--sampler", "heun", "--steps", "3", "--cfg", "2.5",
                          "--classes", "0-9", "--seeds", "10-19", "--format", "pt", "--out", dir});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (int k = 0; k < 10; ++k)
@@ -252,7 +261,7 @@ TEST_F(TrainSampleCli, SampleKIsTheSameWhateverTheBatchSize) {
   std::vector<torch::Tensor> runs;
   for (const char* batch : {"1", "4"}) {
     const std::string dir = out.file(std::string("b") + batch);
-    const auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", "euler_a", "--steps", "4",
+    const auto r = sample({"--checkpoint", ckpt(), "--sampler", "euler_a", "--steps", "4",
                            "--seeds", "3-7", "--batch-size", batch, "--format", "pt", "--out", dir});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     torch::Tensor samples;
@@ -271,17 +280,17 @@ TEST_F(TrainSampleCli, SampleKIsTheSameWhateverTheBatchSize) {
 
 TEST_F(TrainSampleCli, BadInputsAreOneLineErrors) {
   const std::string dir = out.file("bad");
-  auto r = sample({"--checkpoint", shared_->ckpt, "--sampler", "fastest", "--out", dir});
+  auto r = sample({"--checkpoint", ckpt(), "--sampler", "fastest", "--out", dir});
   EXPECT_ONE_LINE_ERROR(r, "unknown sampler 'fastest'");
   for (const auto& entry : sampler_table()) EXPECT_CONTAINS(r.err, entry.name);
 
-  r = sample({"--checkpoint", shared_->no_dropout_ckpt, "--cfg", "3", "--out", dir});
+  r = sample({"--checkpoint", no_dropout_ckpt(), "--cfg", "3", "--out", dir});
   EXPECT_ONE_LINE_ERROR(r, "p_uncond");
   EXPECT_CONTAINS(r.err, "--cfg");
-  r = sample({"--checkpoint", shared_->unconditional_ckpt, "--cfg", "3", "--out", dir});
+  r = sample({"--checkpoint", unconditional_ckpt(), "--cfg", "3", "--out", dir});
   EXPECT_ONE_LINE_ERROR(r, "unconditional");
 
-  r = sample({"--checkpoint", shared_->ckpt, "--class", "10", "--out", dir});
+  r = sample({"--checkpoint", ckpt(), "--class", "10", "--out", dir});
   EXPECT_ONE_LINE_ERROR(r, "class 10 is out of range");
   EXPECT_CONTAINS(r.err, "10 classes (0-9)");
 
@@ -296,18 +305,18 @@ TEST_F(TrainSampleCli, BadInputsAreOneLineErrors) {
   EXPECT_FALSE(fs::exists(dir)) << "nothing is written when sampling cannot start";
 
   // Malformed flag values are usage errors (exit 2, like an unknown flag).
-  r = sample({"--checkpoint", shared_->ckpt, "--seeds", "0-x", "--out", dir});
+  r = sample({"--checkpoint", ckpt(), "--seeds", "0-x", "--out", dir});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(r.err.rfind("error: --seeds: cannot read '0-x'", 0), 0u) << r.err;
-  r = sample({"--checkpoint", shared_->ckpt, "--bogus", "--out", dir});
+  r = sample({"--checkpoint", ckpt(), "--bogus", "--out", dir});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_CONTAINS(r.err, "unknown flag '--bogus'");
 }
 
 TEST_F(TrainSampleCli, InfoSummarisesACheckpoint) {
-  const auto r = test::run_diffuse({"info", "--checkpoint", shared_->ckpt});
+  const auto r = test::run_diffuse({"info", "--checkpoint", ckpt()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
+  LoadedModel model = load_model_for_inference(ckpt(), true, torch::kCPU);
   const int64_t params = count_parameters(model.precond->net());
   EXPECT_CONTAINS(r.out, "step:     4 of 4");
   EXPECT_CONTAINS(r.out, "model:    unet, input 1x8x8, 10 classes");
@@ -321,15 +330,16 @@ TEST_F(TrainSampleCli, InfoSummarisesACheckpoint) {
 
   const auto missing = test::run_diffuse({"info", "--checkpoint", out.file("none.pt")});
   EXPECT_ONE_LINE_ERROR(missing, out.file("none.pt") + ": checkpoint file not found");
-  const auto both = test::run_diffuse({"info", "--checkpoint", shared_->ckpt, "--config", shared_->config});
+  const auto both = test::run_diffuse({"info", "--checkpoint", ckpt(), "--config", shared_->config});
   EXPECT_EQ(both.exit_code, 2);
 }
 
 TEST_F(TrainSampleCli, InfoCountsTheModelOfAConfig) {
   auto r = test::run_diffuse({"info", "--config", shared_->config});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  LoadedModel model = load_model_for_inference(shared_->ckpt, true, torch::kCPU);
-  EXPECT_CONTAINS(r.out, "params:   " + std::to_string(count_parameters(model.precond->net())) + " (");
+  // The model of the config resolved against the dataset (1×8×8, 10 classes).
+  const ModelOptions tiny = resolve_model_options(load_experiment_config(shared_->config).model, 1, 8, 10);
+  EXPECT_CONTAINS(r.out, "params:   " + std::to_string(count_parameters(*make_model(tiny))) + " (");
 
   // DiT-XL/2 at 32×32×4 latents, 1000 classes, learned σ: 675M parameters (Peebles & Xie
   // 2023, Table 1: 675.1M with the frozen position embedding; 674,834,720 trainable).
