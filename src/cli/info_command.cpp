@@ -1,5 +1,6 @@
 // diffuse info: what a config's dataset looks like (count, shape, classes, per-channel
-// statistics) and, with --out, a preview grid of augmented training samples.
+// statistics) and its model (architecture, parameter count), with --out a preview grid of
+// augmented training samples; or what a checkpoint holds (step, model, EMA, resolved config).
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -14,6 +15,8 @@
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/models/registry.h"
+#include "diffuse/train/checkpoint.h"
 
 namespace diffuse::cli {
 
@@ -55,6 +58,37 @@ std::string write_preview(const std::shared_ptr<Dataset>& dataset, const Experim
   return path;
 }
 
+// "unet (preset unet_small), input 1x28x28, 10 classes" and the parameter count line.
+std::string describe_model(const ModelOptions& model) {
+  const int64_t params = count_model_parameters(model);
+  std::ostringstream text;
+  text << "model:    " << enum_name(model.arch, kModelArchNames);
+  if (!model.preset.empty()) text << " (preset " << model.preset << ")";
+  text << ", input " << model.in_channels << "x" << model.image_size << "x" << model.image_size
+       << ", " << (model.num_classes > 0 ? std::to_string(model.num_classes) + " classes"
+                                         : std::string("unconditional"))
+       << (model.learn_sigma ? ", learned sigma" : "") << "\n"
+       << "params:   " << params << " (" << std::fixed << std::setprecision(2)
+       << static_cast<double>(params) / 1e6 << "M)\n";
+  return text.str();
+}
+
+int describe_checkpoint(const Args& args) {
+  const std::string path = args.get("--checkpoint");
+  CheckpointReader reader(path);
+  const CheckpointMeta& meta = reader.meta();
+  ConfigNode root = ConfigNode::load_string(meta.config_yaml, path + " (embedded config)");
+  const ExperimentConfig config = parse_experiment_config(root);
+  std::cout << "file:     " << path << "\n"
+            << "step:     " << meta.step << " of " << config.train.steps << "\n"
+            << describe_model(config.model)
+            << "ema:      " << (reader.has_ema() ? "yes" : "no") << "\n"
+            << "classes:  " << meta.class_names.size() << " (" << join_names(meta.class_names) << ")\n"
+            << "config:\n"
+            << meta.config_yaml << (meta.config_yaml.empty() || meta.config_yaml.back() != '\n' ? "\n" : "");
+  return 0;
+}
+
 int describe_config(const Args& args) {
   const std::string config_path = args.get("--config");
   const ExperimentConfig config = load_experiment_config(config_path, args.all("--set"));
@@ -78,6 +112,13 @@ int describe_config(const Args& args) {
             << ")\n"
             << "mean:     " << join_numbers(stats.mean) << "\n"
             << "std:      " << join_numbers(stats.std) << "\n";
+  // The dataset summary stays useful when the model section does not fit it: say why.
+  try {
+    std::cout << describe_model(resolve_model_options(config.model, info.channels, info.height,
+                                                      static_cast<int64_t>(info.class_names.size())));
+  } catch (const ConfigError& e) {
+    std::cout << "model:    cannot be built: " << e.what() << "\n";
+  }
   if (args.has("--out")) {
     const std::string preview = write_preview(dataset, config, args.get("--out"));
     if (!preview.empty()) std::cout << "preview:  " << preview << "\n";
@@ -90,8 +131,9 @@ int describe_config(const Args& args) {
 int run_info(const std::vector<std::string>& argv) {
   Args args("info",
             "Summarise the dataset of a config: item count, image shape, class names and\n"
-            "per-channel mean/std in [-1, 1]; --out also writes a preview grid of 64\n"
-            "augmented training samples.",
+            "per-channel mean/std in [-1, 1], and its model and parameter count; --out also\n"
+            "writes a preview grid of 64 augmented training samples. With --checkpoint:\n"
+            "the step, model, parameter count, EMA presence and resolved config it holds.",
             {
                 {"--config", "PATH", "experiment YAML whose data section is summarised"},
                 {"--set", "KEY=VALUE", "override a config key, e.g. data.split=test", true},
@@ -100,7 +142,9 @@ int run_info(const std::vector<std::string>& argv) {
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
-  if (args.has("--checkpoint")) throw Error("diffuse info --checkpoint is not built yet");
+  if (args.has("--checkpoint") && args.has("--config"))
+    throw UsageError("give --config PATH or --checkpoint PATH, not both");
+  if (args.has("--checkpoint")) return describe_checkpoint(args);
   if (!args.has("--config")) throw UsageError("'diffuse info' needs --config PATH or --checkpoint PATH");
   return describe_config(args);
 }

@@ -70,6 +70,11 @@ int run_sample(const std::vector<std::string>& argv) {
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   g.bf16 = device.is_cuda() && model.config.train.precision == Precision::bf16;
   const int64_t classes = model.config.model.num_classes;
+  // The unconditional branch of guidance is the null class, which only label dropout trains.
+  if (g.cfg != 1.0 && classes > 0 && model.config.diffusion.p_uncond <= 0)
+    throw ConfigError("--cfg " + format_double(g.cfg) + ": " + checkpoint +
+                      " was trained without label dropout (diffusion.p_uncond 0), so its null class "
+                      "is untrained; drop --cfg or train with diffusion.p_uncond > 0");
   if (classes > 0 && g.labels.empty())
     for (int64_t k = 0; k < classes; ++k) g.labels.push_back(k);
   const int64_t n = static_cast<int64_t>(g.seeds.size());

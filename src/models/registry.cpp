@@ -95,6 +95,21 @@ int64_t count_parameters(const torch::nn::Module& module) {
   return n;
 }
 
+int64_t count_model_parameters(const ModelOptions& options) {
+  torch::NoGradGuard no_grad;
+  if (options.arch == ModelArch::dit && options.dit.depth > 1) {
+    ModelOptions shallow = options;
+    shallow.dit.depth = 1;
+    auto net = make_model(shallow);
+    auto children = net->named_children();
+    if (!children.contains("blocks") || children["blocks"]->children().size() != 1)
+      throw std::logic_error("count_model_parameters: DiT has no single 'blocks' entry");
+    const auto block = children["blocks"]->children().front();
+    return count_parameters(*net) + (options.dit.depth - 1) * count_parameters(*block);
+  }
+  return count_parameters(*make_model(options));
+}
+
 std::shared_ptr<DiffusionNet> make_model(const ModelOptions& options) {
   if (options.in_channels < 1 || options.image_size < 1 || options.num_classes < 0)
     throw ConfigError("model options are not resolved (in_channels " +

@@ -57,6 +57,10 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
   if (meta.rng_state.defined()) archive.write("rng_state", meta.rng_state, /*is_buffer=*/true);
   if (meta.default_rng_state.defined())
     archive.write("default_rng_state", meta.default_rng_state, /*is_buffer=*/true);
+  if (meta.loss_window.defined() && meta.loss_window_steps > 0) {
+    archive.write("loss_window", meta.loss_window, /*is_buffer=*/true);
+    archive.write("loss_window_steps", c10::IValue(meta.loss_window_steps));
+  }
   archive.write("model", c10::IValue(module_state(model)));
   if (ema) archive.write("ema", c10::IValue(module_state(*ema)));
   if (optimizer) {
@@ -109,6 +113,10 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   meta_.loader_position = read_int("loader_position");
   archive_.try_read("rng_state", meta_.rng_state, /*is_buffer=*/true);
   archive_.try_read("default_rng_state", meta_.default_rng_state, /*is_buffer=*/true);
+  c10::IValue window_steps;
+  if (archive_.try_read("loss_window_steps", window_steps) && window_steps.isInt() &&
+      archive_.try_read("loss_window", meta_.loss_window, /*is_buffer=*/true))
+    meta_.loss_window_steps = window_steps.toInt();
   c10::IValue ema;
   has_ema_ = archive_.try_read("ema", ema);
 }

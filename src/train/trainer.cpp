@@ -212,6 +212,12 @@ LoaderState TrainingRun::resume(const std::string& path) {
   if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
   if (reader.meta().default_rng_state.defined())
     dropout_generator().set_state(reader.meta().default_rng_state);
+  // The logging window in progress (steps since the last metrics row), so that the next row
+  // averages the same steps as in a run that never stopped.
+  if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
+    loss_sum_ = reader.meta().loss_window.to(device_);
+    window_steps_ = reader.meta().loss_window_steps;
+  }
   LoaderState state;
   state.epoch = reader.meta().loader_epoch;
   state.position = reader.meta().loader_position;
@@ -281,7 +287,8 @@ void TrainingRun::write_samples() {
   GenerateOptions g;
   g.sampler = s.sampler;
   g.steps = s.steps;
-  g.cfg = conditional_ ? s.cfg : 1.0;
+  // Guidance needs a trained null class; without label dropout it would steer by noise.
+  g.cfg = conditional_ && config_.diffusion.p_uncond > 0 ? s.cfg : 1.0;
   for (int i = 0; i < s.count; ++i) g.seeds.push_back(static_cast<uint64_t>(i));
   g.batch_size = std::min<int64_t>(s.count, 256);
   g.bf16 = autocast_;
@@ -307,6 +314,10 @@ std::string TrainingRun::save_checkpoint() {
   meta.loader_position = state.position;
   meta.rng_state = gen_.get_state();
   meta.default_rng_state = dropout_generator().get_state();
+  if (window_steps_ > 0 && loss_sum_.defined()) {
+    meta.loss_window = loss_sum_.detach().cpu();
+    meta.loss_window_steps = window_steps_;
+  }
   const auto dir = run_dir_ / "ckpt";
   const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
   write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), optimizer_.get());
@@ -321,6 +332,10 @@ std::string TrainingRun::save_checkpoint() {
 
 TrainResult TrainingRun::run() {
   const auto& t = config_.train;
+  // Weight initialisation and dropout draw from LibTorch's default generator: seed it before
+  // the networks are built so that a run repeats whatever ran before it in the process, and
+  // save its state in checkpoints so that resuming continues the same stream.
+  dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
   build();
   LoaderOptions lo;
   lo.batch_size = t.batch_size;
@@ -330,9 +345,6 @@ TrainResult TrainingRun::run() {
   lo.seed = static_cast<uint64_t>(t.seed);
   lo.num_workers = config_.data.num_workers;
   lo.prefetch_batches = config_.data.prefetch_batches;
-  // Dropout draws from LibTorch's default generator: seed it so runs repeat, and save its
-  // state in checkpoints so that resuming continues the same stream.
-  dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
@@ -349,7 +361,8 @@ TrainResult TrainingRun::run() {
     const bool stop = options_.stop_requested && options_.stop_requested->load();
     if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
     if (stop && !last) {
-      if (window_steps_ > 0) log_progress();
+      // No metrics row for the partial logging window: the checkpoint carries it, so the
+      // resumed run writes the same rows as one that never stopped.
       spdlog::warn("stopped at step {} on request; resume with --resume {}", step_, result.last_checkpoint);
       result.interrupted = true;
       break;

@@ -92,8 +92,10 @@ TEST(InfoCli, MisspelledConfigKeyNamesFileLineAndValidKeys) {
   EXPECT_CONTAINS(r.err, "resolution");
 }
 
-TEST(InfoCli, CheckpointIsNotBuiltYet) {
-  const auto r = test::run_diffuse({"info", "--checkpoint", "x.pt"});
+TEST(InfoCli, MissingCheckpointIsOneErrorLine) {
+  test::TempDir dir;
+  const auto r = test::run_diffuse({"info", "--checkpoint", dir.file("x.pt")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_CONTAINS(r.err, "not built yet");
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_CONTAINS(r.err, dir.file("x.pt") + ": checkpoint file not found");
 }

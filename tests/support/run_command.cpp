@@ -5,12 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "support/test_paths.h"
 
@@ -27,14 +31,11 @@ std::string read_all(const std::string& path) {
   return content.str();
 }
 
-}  // namespace
-
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::vector<std::pair<std::string, std::string>>& env) {
+// Starts argv with stdin from /dev/null and stdout/stderr into the given files.
+pid_t spawn(const std::vector<std::string>& argv,
+            const std::vector<std::pair<std::string, std::string>>& env, const std::string& out_path,
+            const std::string& err_path) {
   if (argv.empty()) throw std::invalid_argument("run_command: empty argv");
-  TempDir capture;
-  const std::string out_path = capture.file("stdout"), err_path = capture.file("stderr");
-
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
     const std::string entry = *e;
@@ -63,15 +64,90 @@ CommandResult run_command(const std::vector<std::string>& argv,
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0)
     throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(spawned));
+  return pid;
+}
+
+int wait_for(pid_t pid, const std::string& what) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed for " + argv[0]);
+    if (errno != EINTR) throw std::runtime_error("waitpid failed for " + what);
   }
+  return status;
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& env) {
+  TempDir capture;
+  const std::string out_path = capture.file("stdout"), err_path = capture.file("stderr");
+  const pid_t pid = spawn(argv, env, out_path, err_path);
+  const int status = wait_for(pid, argv[0]);
   CommandResult result;
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  result.exit_code = exit_code_of(status);
   result.out = read_all(out_path);
   result.err = read_all(err_path);
+  return result;
+}
+
+struct BackgroundCommand::Capture {
+  TempDir dir;
+  std::string name;
+};
+
+BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv,
+                                     const std::vector<std::pair<std::string, std::string>>& env)
+    : capture_(std::make_unique<Capture>()) {
+  capture_->name = argv.empty() ? "" : argv[0];
+  pid_ = spawn(argv, env, capture_->dir.file("stdout"), capture_->dir.file("stderr"));
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  if (reaped_ || pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool BackgroundCommand::running() {
+  if (reaped_) return false;
+  const pid_t done = waitpid(pid_, &status_, WNOHANG);
+  if (done == pid_) reaped_ = true;
+  return !reaped_;
+}
+
+bool BackgroundCommand::wait_until(const std::function<bool()>& ready, double limit_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    if (!running()) return ready();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void BackgroundCommand::send_signal(int signal_number) {
+  if (!running()) throw std::runtime_error(capture_->name + " exited before it could be signalled");
+  if (::kill(pid_, signal_number) != 0)
+    throw std::runtime_error("kill failed for " + capture_->name + ": " + std::strerror(errno));
+}
+
+CommandResult BackgroundCommand::wait() {
+  if (!reaped_) {
+    status_ = wait_for(pid_, capture_->name);
+    reaped_ = true;
+  }
+  CommandResult result;
+  result.exit_code = exit_code_of(status_);
+  result.out = read_all(capture_->dir.file("stdout"));
+  result.err = read_all(capture_->dir.file("stderr"));
   return result;
 }
 
@@ -83,6 +159,13 @@ std::string diffuse_binary() {
     throw std::runtime_error("diffuse binary not found at " + path.string() +
                              " (set DIFFUSE_BIN or build the diffuse_cli target)");
   return path.string();
+}
+
+std::unique_ptr<BackgroundCommand> start_diffuse(
+    const std::vector<std::string>& args, const std::vector<std::pair<std::string, std::string>>& env) {
+  std::vector<std::string> argv{diffuse_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<BackgroundCommand>(argv, env);
 }
 
 CommandResult run_diffuse(const std::vector<std::string>& args,

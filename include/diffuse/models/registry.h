@@ -29,4 +29,9 @@ ModelOptions resolve_model_options(ModelOptions options, int64_t channels, int64
 
 int64_t count_parameters(const torch::nn::Module& module);
 
+// The trainable parameter count of make_model(options) without allocating the whole network
+// (DiT-XL/2 holds 675M parameters, 2.7 GB): DiT blocks are identical, so a depth-1 model plus
+// (depth - 1) copies of its block give the exact count. UNets are built in full.
+int64_t count_model_parameters(const ModelOptions& options);
+
 }  // namespace diffuse

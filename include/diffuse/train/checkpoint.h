@@ -22,6 +22,8 @@ struct CheckpointMeta {
   int64_t loader_position = 0;
   torch::Tensor rng_state;               // trainer's generator (σ, noise, label dropout)
   torch::Tensor default_rng_state;       // LibTorch's default CPU generator (dropout)
+  torch::Tensor loss_window;             // summed loss of the logging window in progress
+  int64_t loss_window_steps = 0;         // steps in that window (0: none)
 };
 
 // Writes a checkpoint atomically (temp file in the same folder, then rename). `ema` and
