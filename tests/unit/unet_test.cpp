@@ -282,26 +282,3 @@ TEST(UNet, FitsAFixedTargetInThirtySteps) {
   std::printf("fixed-target MSE: %.4f -> %.4f\n", first, last);
   EXPECT_LT(last, 0.25 * first);
 }
-
-// Timing for the report, not a check: ./unet_test --gtest_also_run_disabled_tests
-// --gtest_filter='*Benchmark*'
-TEST(UNet, DISABLED_BenchmarkDdpmCifar10ForwardBackward) {
-  auto net = make_unet(preset_options("ddpm_cifar10", 32, 3, 0));
-  const auto x = torch::randn({8, 3, 32, 32});
-  const auto t = torch::randint(0, 1000, {8}).to(torch::kFloat);
-  const auto step = [&] {
-    net->zero_grad();
-    net->forward(x, t, {}).square().mean().backward();
-  };
-  step();  // warm-up
-  const int repeats = 3;
-  const auto start = std::chrono::steady_clock::now();
-  const std::clock_t cpu_start = std::clock();
-  for (int i = 0; i < repeats; ++i) step();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / repeats;
-  // Process CPU time as well: wall time on a shared machine depends on the load.
-  const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC / repeats;
-  std::printf("ddpm_cifar10 forward+backward, batch 8, 32x32, %d threads: %.3f s wall, %.3f s CPU\n",
-              torch::get_num_threads(), seconds, cpu_seconds);
-}
