@@ -6,6 +6,7 @@
 
 #include "diffuse/io/image_io.h"
 #include "support/dataset_files.h"
+#include "support/expect_text.h"
 #include "support/run_command.h"
 #include "support/test_paths.h"
 
@@ -32,8 +33,6 @@ size_t line_count(const std::string& text) {
   return lines;
 }
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "output: " << (text)
 
 }  // namespace
 

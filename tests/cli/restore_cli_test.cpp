@@ -11,6 +11,7 @@
 
 #include "diffuse/io/image_io.h"
 #include "support/dataset_files.h"
+#include "support/expect_text.h"
 #include "support/run_command.h"
 #include "support/test_paths.h"
 
@@ -19,8 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "output: " << (text)
 
 constexpr int64_t kSize = 12;
 

@@ -15,6 +15,7 @@
 #include "diffuse/sampling/sampler.h"
 #include "diffuse/train/checkpoint.h"
 #include "support/dataset_files.h"
+#include "support/expect_text.h"
 #include "support/run_command.h"
 #include "support/test_paths.h"
 
@@ -85,8 +86,6 @@ std::vector<int64_t> metrics_steps(const fs::path& path) {
   return steps;
 }
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text)
 
 // A one-line "error: ..." with exit code 1.
 #define EXPECT_ONE_LINE_ERROR(result, part)                                  \

@@ -14,6 +14,7 @@
 #include "diffuse/data/image_transform.h"
 #include "diffuse/data/latent_dataset.h"
 #include "support/dataset_files.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -28,19 +29,7 @@ DataOptions idx_options(const std::string& folder, const std::string& split = "t
   return options;
 }
 
-// Message of the DataError thrown by `fn`, or "" when nothing was thrown.
-template <class Fn>
-std::string data_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "message: " << (text)
 
 }  // namespace
 
@@ -93,14 +82,14 @@ TEST(IdxDataset, LimitKeepsFirstItems) {
 TEST(IdxDataset, MissingFileListsWhatWasLookedFor) {
   test::TempDir dir;
   test::write_file(dir.file("train-images-idx3-ubyte"), test::idx_images_bytes(test::pattern_images(2, 2, 2)));
-  const std::string m = data_error([&] { make_dataset(idx_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(idx_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "train-labels-idx1-ubyte.gz");
   EXPECT_CONTAINS(m, "and train-labels-idx1-ubyte");
   EXPECT_CONTAINS(m, dir.path().string());
 }
 
 TEST(IdxDataset, MissingFolderIsNamed) {
-  const std::string m = data_error([] { make_dataset(idx_options("/no/such/folder")); });
+  const std::string m = test::error_message<DataError>([] { make_dataset(idx_options("/no/such/folder")); });
   EXPECT_CONTAINS(m, "/no/such/folder");
   EXPECT_CONTAINS(m, "does not exist");
 }
@@ -112,7 +101,7 @@ TEST(IdxDataset, WrongMagicShowsExpectedAndFoundHex) {
   // Label bytes where the images should be: magic 0x801 instead of 0x803.
   test::write_file(dir.file("train-images-idx3-ubyte"), test::idx_labels_bytes(labels));
   test::write_file(dir.file("train-labels-idx1-ubyte"), test::idx_labels_bytes(labels));
-  const std::string m = data_error([&] { make_dataset(idx_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(idx_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "train-images-idx3-ubyte");
   EXPECT_CONTAINS(m, "expected 0x00000803");
   EXPECT_CONTAINS(m, "found 0x00000801");
@@ -124,7 +113,7 @@ TEST(IdxDataset, TruncatedFileIsReported) {
   bytes.resize(bytes.size() - 5);
   test::write_file(dir.file("train-images-idx3-ubyte"), bytes);
   test::write_file(dir.file("train-labels-idx1-ubyte"), test::idx_labels_bytes(test::pattern_labels(3)));
-  const std::string m = data_error([&] { make_dataset(idx_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(idx_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "train-images-idx3-ubyte");
   EXPECT_CONTAINS(m, "truncated");
   EXPECT_CONTAINS(m, "expected 64 bytes");
@@ -138,7 +127,7 @@ TEST(IdxDataset, TruncatedGzipStreamIsReported) {
   const std::string gz = dir.file("train-images-idx3-ubyte.gz");
   const auto size = std::filesystem::file_size(gz);
   std::filesystem::resize_file(gz, size / 2);
-  const std::string m = data_error([&] { make_dataset(idx_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(idx_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "train-images-idx3-ubyte.gz");
 }
 
@@ -146,7 +135,7 @@ TEST(IdxDataset, CountMismatchNamesBothFiles) {
   test::TempDir dir;
   test::write_file(dir.file("train-images-idx3-ubyte"), test::idx_images_bytes(test::pattern_images(3, 2, 2)));
   test::write_file(dir.file("train-labels-idx1-ubyte"), test::idx_labels_bytes(test::pattern_labels(4)));
-  const std::string m = data_error([&] { make_dataset(idx_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(idx_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "holds 3 images");
   EXPECT_CONTAINS(m, "holds 4 labels");
   EXPECT_CONTAINS(m, "train-labels-idx1-ubyte");
@@ -268,7 +257,7 @@ TEST(CifarDataset, MissingFilesAreListed) {
   DataOptions options;
   options.type = DatasetType::cifar10;
   options.path = dir.path().string();
-  const std::string m = data_error([&] { make_dataset(options); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin");
   EXPECT_EQ(m.find("data_batch_1.bin,"), std::string::npos) << m;
 }
@@ -280,7 +269,7 @@ TEST(CifarDataset, SizeNotAMultipleOfTheRecord) {
   options.type = DatasetType::cifar10;
   options.path = dir.path().string();
   options.split = "test";
-  const std::string m = data_error([&] { make_dataset(options); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "test_batch.bin");
   EXPECT_CONTAINS(m, "6156");
   EXPECT_CONTAINS(m, "3073");
@@ -313,7 +302,7 @@ TEST(LatentDataset, WrongShapesAndForeignFiles) {
   torch::save(std::vector<torch::Tensor>{torch::randn({5, 8, 8}), torch::zeros({5}, torch::kInt64)},
               dir.file("flat.pt"));
   options.path = dir.file("flat.pt");
-  std::string m = data_error([&] { make_dataset(options); });
+  std::string m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "flat.pt");
   EXPECT_CONTAINS(m, "[N, C, H, W]");
   EXPECT_CONTAINS(m, "[5, 8, 8]");
@@ -321,17 +310,17 @@ TEST(LatentDataset, WrongShapesAndForeignFiles) {
   torch::save(std::vector<torch::Tensor>{torch::randn({5, 4, 8, 8}), torch::zeros({3}, torch::kInt64)},
               dir.file("labels.pt"));
   options.path = dir.file("labels.pt");
-  m = data_error([&] { make_dataset(options); });
+  m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "labels must be an integer tensor [5]");
   EXPECT_CONTAINS(m, "[3]");
 
   test::write_file(dir.file("foreign.pt"), "this is not a torch archive");
   options.path = dir.file("foreign.pt");
-  m = data_error([&] { make_dataset(options); });
+  m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "foreign.pt: not a latents file");
 
   options.path = dir.file("missing.pt");
-  m = data_error([&] { make_dataset(options); });
+  m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "missing.pt: latents file does not exist");
 }
 
@@ -372,7 +361,7 @@ TEST(DatasetSlice, ParsesTheThreeForms) {
   EXPECT_EQ(s.begin, 10);
   EXPECT_EQ(s.end, 20);
   unsetenv("MNIST_DIR");
-  EXPECT_CONTAINS(data_error([] { parse_dataset_slice("mnist:train[10:20]"); }), "MNIST_DIR");
+  EXPECT_CONTAINS(test::error_message<DataError>([] { parse_dataset_slice("mnist:train[10:20]"); }), "MNIST_DIR");
 
   setenv("CIFAR10_DIR", "/data/cifar", 1);
   s = parse_dataset_slice("cifar10:test[0:8]");
@@ -387,7 +376,7 @@ TEST(DatasetSlice, ParsesTheThreeForms) {
 TEST(DatasetSlice, BadFormsListTheValidOnes) {
   for (const char* bad : {"fashion:test", "fashion:val[0:4]", "svhn:test[0:4]", "fashion:test[4:2]",
                           "fashion:test[a:b]"}) {
-    const std::string m = data_error([&] { parse_dataset_slice(bad); });
+    const std::string m = test::error_message<DataError>([&] { parse_dataset_slice(bad); });
     EXPECT_CONTAINS(m, bad);
     if (std::string(bad) != "fashion:test[4:2]") {
       EXPECT_CONTAINS(m, "cifar10:<split>[<begin>:<end>]");
@@ -403,7 +392,7 @@ TEST(DatasetSlice, LoadsTheRangeAndRejectsOverrun) {
   const Batch batch = load_dataset_slice(parse_dataset_slice("mnist:test[2:5]"));
   EXPECT_EQ(batch.images.sizes(), (std::vector<int64_t>{3, 1, 3, 3}));
   EXPECT_EQ(batch.labels[0].item<int64_t>(), 2);
-  const std::string m = data_error([] { load_dataset_slice(parse_dataset_slice("mnist:test[5:11]")); });
+  const std::string m = test::error_message<DataError>([] { load_dataset_slice(parse_dataset_slice("mnist:test[5:11]")); });
   EXPECT_CONTAINS(m, "holds 10 items");
   unsetenv("MNIST_DIR");
 }

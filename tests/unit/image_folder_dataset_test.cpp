@@ -8,6 +8,7 @@
 #include "diffuse/data/dataset.h"
 #include "diffuse/data/image_folder_dataset.h"
 #include "diffuse/io/image_io.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 
@@ -24,18 +25,7 @@ DataOptions folder_options(const std::string& path, int resolution = 0, int chan
   return options;
 }
 
-template <class Fn>
-std::string data_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "message: " << (text)
 
 #if DIFFUSE_WITH_OPENCV
 struct Rgb {
@@ -109,10 +99,10 @@ TEST(ImageFolder, ListsClassesInSortedOrder) {
 }
 
 TEST(ImageFolder, MissingAndEmptyFolders) {
-  EXPECT_CONTAINS(data_error([] { list_image_folder("/no/such/images"); }), "/no/such/images: image folder does not exist");
+  EXPECT_CONTAINS(test::error_message<DataError>([] { list_image_folder("/no/such/images"); }), "/no/such/images: image folder does not exist");
   test::TempDir dir;
   test::write_file(dir.file("a/readme.txt"), "x");
-  const std::string m = data_error([&] { list_image_folder(dir.path().string()); });
+  const std::string m = test::error_message<DataError>([&] { list_image_folder(dir.path().string()); });
   EXPECT_CONTAINS(m, "no images found");
   EXPECT_CONTAINS(m, dir.path().string());
 }
@@ -170,7 +160,7 @@ TEST(ImageFolder, CorruptImageNamedOrSkipped) {
   write_png(dir.file("c/good.png"), 8, 8, kRed);
   test::write_file(dir.file("c/broken.png"), "not a png at all");
   DataOptions options = folder_options(dir.path().string());
-  const std::string m = data_error([&] { make_dataset(options); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "broken.png");
   EXPECT_CONTAINS(m, "skip_corrupt");
   options.skip_corrupt = true;
@@ -183,7 +173,7 @@ TEST(ImageFolder, SmallImagesNeedAllowUpscale) {
   write_png(dir.file("c/big.png"), 40, 40, kBlack);
   write_png(dir.file("c/small.png"), 24, 20, kBlack);
   DataOptions options = folder_options(dir.path().string(), 32);
-  const std::string m = data_error([&] { make_dataset(options); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(options); });
   EXPECT_CONTAINS(m, "small.png");
   EXPECT_CONTAINS(m, "24x20");
   EXPECT_CONTAINS(m, "allow_upscale");
@@ -195,7 +185,7 @@ TEST(ImageFolder, NativeSizeMustAgree) {
   test::TempDir dir;
   write_png(dir.file("c/a.png"), 8, 8, kBlack);
   write_png(dir.file("c/b.png"), 9, 8, kBlack);
-  const std::string m = data_error([&] { make_dataset(folder_options(dir.path().string())); });
+  const std::string m = test::error_message<DataError>([&] { make_dataset(folder_options(dir.path().string())); });
   EXPECT_CONTAINS(m, "b.png");
   EXPECT_CONTAINS(m, "data.resolution");
 }
@@ -205,7 +195,7 @@ TEST(ImageFolder, NativeSizeMustAgree) {
 TEST(ImageFolder, WithoutOpenCvSaysSo) {
   test::TempDir dir;
   test::write_file(dir.file("c/a.png"), "x");
-  EXPECT_CONTAINS(data_error([&] { make_dataset(folder_options(dir.path().string())); }), "no OpenCV");
+  EXPECT_CONTAINS(test::error_message<DataError>([&] { make_dataset(folder_options(dir.path().string())); }), "no OpenCV");
 }
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/io/image_io.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -25,15 +26,6 @@ torch::Tensor to_bytes(const torch::Tensor& image) {
   return torch::round((image + 1) * 127.5).to(torch::kUInt8);
 }
 
-template <class Fn>
-std::string data_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -127,18 +119,18 @@ TEST(ImageIo, GridFileWrittenAtomically) {
 
 TEST(ImageIo, ErrorsNameTheFile) {
   test::TempDir dir;
-  std::string m = data_error([&] { read_image(dir.file("none.png"), 0); });
+  std::string m = test::error_message<DataError>([&] { read_image(dir.file("none.png"), 0); });
   EXPECT_NE(m.find("none.png"), std::string::npos) << m;
   test::write_file(dir.file("bad.pgm"), "P2\n1 1\n255\n0\n");
-  m = data_error([&] { read_image(dir.file("bad.pgm"), 0); });
+  m = test::error_message<DataError>([&] { read_image(dir.file("bad.pgm"), 0); });
   EXPECT_NE(m.find("bad.pgm"), std::string::npos) << m;
   EXPECT_NE(m.find("found 'P2'"), std::string::npos) << m;
   test::write_file(dir.file("short.ppm"), "P6\n4 4\n255\nabc");
-  m = data_error([&] { read_image(dir.file("short.ppm"), 0); });
+  m = test::error_message<DataError>([&] { read_image(dir.file("short.ppm"), 0); });
   EXPECT_NE(m.find("short.ppm: truncated"), std::string::npos) << m;
-  m = data_error([&] { write_image(dir.file("x.pgm"), torch::zeros({3, 2, 2})); });
+  m = test::error_message<DataError>([&] { write_image(dir.file("x.pgm"), torch::zeros({3, 2, 2})); });
   EXPECT_NE(m.find("x.pgm"), std::string::npos) << m;
-  m = data_error([&] { write_image(dir.file("four.pgm"), torch::zeros({4, 2, 2})); });
+  m = test::error_message<DataError>([&] { write_image(dir.file("four.pgm"), torch::zeros({4, 2, 2})); });
   EXPECT_NE(m.find("four.pgm"), std::string::npos) << m;
   EXPECT_NE(m.find("[4, 2, 2]"), std::string::npos) << m;
 }

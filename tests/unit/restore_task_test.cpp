@@ -13,6 +13,7 @@
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/inverse/metrics.h"
 #include "diffuse/inverse/restore_task.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -34,8 +35,6 @@ std::string error_of(const std::string& text) {
   return "(no error)";
 }
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text)
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
 #include "support/dataset_files.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -190,8 +191,6 @@ std::string error_text(const std::function<void()>& fn) {
   return "no exception";
 }
 
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "text: " << (text)
 
 std::string shape_text(torch::IntArrayRef sizes) {
   std::ostringstream s;

@@ -1,0 +1,25 @@
+#pragma once
+// Assertions on error messages and command output shared by the tests.
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace diffuse::test {
+
+// The message of the `E` that `fn` throws; "" when it throws nothing. Any other exception
+// propagates, so the test fails with its message.
+template <class E, class Fn>
+std::string error_message(Fn&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace diffuse::test
+
+// Expects `part` inside `text`, printing the whole text when it is not there.
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
