@@ -31,7 +31,7 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--spacing", "NAME", "VP step spacing: leading | trailing | linspace | karras (default trailing)"},
                 {"--eta", "E", "DDIM stochasticity (0 deterministic, 1 ancestral)"},
                 {"--s-churn", "S", "Heun churn S_churn (EDM Algorithm 2; default 0)"},
-                {"--clip", "C", "clamp the x0 estimate to [-C, C] (e.g. 1 for images)"},
+                {"--clip", "C", "clamp the x0 estimate to [-C, C]; 0 disables (default 1 for image models, off for latents)"},
                 {"--cfg", "W", "classifier-free guidance weight (default 1)"},
                 {"--class", "K", "class label for every sample"},
                 {"--classes", "LIST", "labels cycled over the samples, e.g. 0-9"},
@@ -58,7 +58,6 @@ int run_sample(const std::vector<std::string>& argv) {
   g.spacing = timestep_spacing_from_name(args.get("--spacing", "trailing"));
   g.sampler_options.eta = args.get_double("--eta", g.sampler == "ddim" ? 0.0 : 1.0);
   g.sampler_options.s_churn = args.get_double("--s-churn", 0.0);
-  if (args.has("--clip")) g.sampler_options.clip_denoised = args.get_double("--clip", 1.0);
   g.cfg = args.get_double("--cfg", 1.0);
   g.seeds = parse_seed_list(args.get("--seeds", "0-15"), "--seeds");
   if (args.has("--class")) g.labels = {args.get_int("--class", 0)};
@@ -69,6 +68,11 @@ int run_sample(const std::vector<std::string>& argv) {
   const auto device = resolve_device(args.get("--device", "auto"), "--device");
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   g.bf16 = device.is_cuda() && model.config.train.precision == Precision::bf16;
+  // Images live in [-1, 1]: clamping x̂0 there (as DDPM/DDIM reference code does) keeps
+  // early-trained models from drifting to saturated samples at high σ; latents are unbounded.
+  const double clip = args.get_double("--clip", model.config.data.type == DatasetType::latents ? 0.0 : 1.0);
+  if (clip < 0) throw UsageError("--clip must be >= 0, found " + format_double(clip));
+  if (clip > 0) g.sampler_options.clip_denoised = clip;
   const int64_t classes = model.config.model.num_classes;
   // The unconditional branch of guidance is the null class, which only label dropout trains.
   if (g.cfg != 1.0 && classes > 0 && model.config.diffusion.p_uncond <= 0)

@@ -140,6 +140,9 @@ class TrainingRun {
   // Logging window, accumulated on the device so that steps never wait for the host.
   torch::Tensor loss_sum_;
   int64_t window_steps_ = 0;
+  // Steps timed since window_start_: fewer than window_steps_ right after a resume, whose
+  // window began before the stop.
+  int64_t timed_steps_ = 0;
   std::chrono::steady_clock::time_point window_start_, run_start_;
   int64_t run_start_step_ = 0;
   double last_loss_ = 0.0;
@@ -253,6 +256,7 @@ void TrainingRun::step_once() {
   ++step_;
   ema_->update(*precond_->net_ptr(), step_);
   ++window_steps_;
+  ++timed_steps_;
 }
 
 void TrainingRun::log_progress() {
@@ -260,7 +264,7 @@ void TrainingRun::log_progress() {
   const double window_s = std::chrono::duration<double>(now - window_start_).count();
   const double total_s = std::chrono::duration<double>(now - run_start_).count();
   const double mean_loss = loss_sum_.item<double>() / static_cast<double>(window_steps_);
-  const int64_t images = window_steps_ * config_.train.batch_size * config_.train.grad_accum;
+  const int64_t images = timed_steps_ * config_.train.batch_size * config_.train.grad_accum;
   const double img_s = images / std::max(window_s, 1e-9);
   const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
   const double eta = static_cast<double>(config_.train.steps - step_) / std::max(steps_per_s, 1e-9);
@@ -279,6 +283,7 @@ void TrainingRun::log_progress() {
   last_loss_ = mean_loss;
   loss_sum_ = torch::Tensor();
   window_steps_ = 0;
+  timed_steps_ = 0;
   window_start_ = now;
 }
 
@@ -292,6 +297,8 @@ void TrainingRun::write_samples() {
   for (int i = 0; i < s.count; ++i) g.seeds.push_back(static_cast<uint64_t>(i));
   g.batch_size = std::min<int64_t>(s.count, 256);
   g.bf16 = autocast_;
+  // As diffuse sample does by default: x̂0 clamped to the image range, latents left alone.
+  if (config_.data.type != DatasetType::latents) g.sampler_options.clip_denoised = 1.0;
   // Sampling must not disturb the training random streams (dropout draws from the default generator).
   const auto saved_default = dropout_generator().get_state();
   auto images = generate_samples(ema_precond_, g);

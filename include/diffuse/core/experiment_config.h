@@ -161,7 +161,7 @@ struct TrainOptions {
   int64_t ckpt_every = 1000;
   int keep = 3;                  // numbered checkpoints kept besides last.pt
   bool channels_last = true;     // CUDA UNet memory format
-  int num_threads = 0;           // CPU intra-op threads; 0 = LibTorch default
+  int num_threads = 0;           // CPU intra-op threads for diffuse train; 0 = every logical CPU
   TrainSampleOptions sample;
 };
 
