@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what diffuse needs on Debian 12 (as root; idempotent and quiet).
 set -euo pipefail
-packages=(g++ cmake ninja-build libtorch-dev libopencv-dev libyaml-cpp-dev libspdlog-dev
-          libgtest-dev dataset-fashion-mnist)
+# libopenblas0-openmp replaces the netlib reference BLAS behind libtorch's libblas.so.3
+# (update-alternatives): Linear and attention layers run ~20x faster on CPU with it, and
+# its OpenMP threading cooperates with LibTorch's.
+packages=(g++ cmake ninja-build libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev
+          libspdlog-dev libgtest-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

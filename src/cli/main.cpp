@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "args.h"
+#include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
 #include "diffuse/version.h"
@@ -38,8 +39,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
+    const diffuse::BlasInfo blas = diffuse::detect_blas();
     std::cout << "diffuse " << DIFFUSE_VERSION << " (LibTorch " << diffuse::compat::torch_version()
-              << (diffuse::compat::cuda_available() ? ", CUDA available" : ", CPU only") << ")\n";
+              << (diffuse::compat::cuda_available() ? ", CUDA available" : ", CPU only") << ", BLAS "
+              << (blas.library.empty() ? "bundled with LibTorch" : blas.library)
+              << (blas.reference ? " (reference, slow)" : "") << ")\n";
     return 0;
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());

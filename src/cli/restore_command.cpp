@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "args.h"
+#include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
@@ -283,6 +284,7 @@ int run_restore(const std::vector<std::string>& argv) {
 
   const RestoreTask task = load_restore_task(task_path, args.all("--set"));
   const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  if (device.is_cpu()) warn_if_reference_blas();
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   // Gradients are taken with respect to x only; the weights stay fixed.
   for (auto& p : model.precond->parameters()) p.set_requires_grad(false);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "args.h"
+#include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
@@ -66,6 +67,7 @@ int run_sample(const std::vector<std::string>& argv) {
   if (g.batch_size < 1) throw UsageError("--batch-size must be >= 1");
 
   const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  if (device.is_cpu()) warn_if_reference_blas();
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   g.bf16 = device.is_cuda() && model.config.train.precision == Precision::bf16;
   // Images live in [-1, 1]: clamping x̂0 there (as DDPM/DDIM reference code does) keeps

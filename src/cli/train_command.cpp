@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "args.h"
+#include "diffuse/core/blas_info.h"
 #include "diffuse/core/experiment_config.h"
+#include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
 
 namespace diffuse::cli {
@@ -45,6 +47,7 @@ int run_train(const std::vector<std::string>& argv) {
   // hyper-threaded VM idle: on 2 vCPUs two threads train the demo UNet 1.4× faster.
   const unsigned logical_cpus = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(threads > 0 ? threads : static_cast<int>(logical_cpus));
+  if (resolve_device(config.train.device, "train.device").is_cpu()) warn_if_reference_blas();
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
