@@ -257,7 +257,7 @@ int run_restore(const std::vector<std::string>& argv) {
             "upsampled), OUT/metrics.json (PSNR and SSIM of the restored images and of the naive\n"
             "estimate against the clean ones) and OUT/restore.yaml (the resolved task and flags).\n"
             "Task files: configs/restore/*.yaml; keys operator.*, noise.*, method, zeta,\n"
-            "normalize_zeta, steps, spacing, class, cfg (override with --set zeta=0.3).",
+            "normalize_zeta, clip_denoised, steps, spacing, class, cfg (override with --set zeta=0.3).",
             {
                 {"--checkpoint", "CKPT", "checkpoint written by diffuse train"},
                 {"--task", "YAML", "restore task, e.g. configs/restore/inpaint_box.yaml"},

@@ -33,6 +33,12 @@ void check_inputs(const Operator& op, const torch::Tensor& y, const torch::Tenso
     throw ConfigError("method 'dps_linear' needs a linear operator, but '" + op.name() +
                       "' is not; use method 'dps'");
   if (!(options.zeta >= 0.0)) throw ConfigError("zeta must be >= 0, found " + std::to_string(options.zeta));
+  if (!(options.clip_denoised >= 0.0))
+    throw ConfigError("clip_denoised must be >= 0 (0 = no clamp), found " + std::to_string(options.clip_denoised));
+}
+
+torch::Tensor clip_estimate(const torch::Tensor& denoised, double clip) {
+  return clip > 0.0 ? denoised.clamp(-clip, clip) : denoised;
 }
 
 struct Guidance {
@@ -44,10 +50,10 @@ struct Guidance {
 // Full DPS: backpropagate the per-sample squared residual through A and the denoiser. The
 // graph exists only inside this call, so it lives for one step.
 Guidance dps_guidance(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
-                      const torch::Tensor& x, double sigma) {
+                      const torch::Tensor& x, double sigma, double clip) {
   torch::AutoGradMode enable_grad(true);
   auto x_in = x.detach().requires_grad_(true);
-  auto denoised = denoiser(x_in, sigma_batch(x_in, sigma));
+  auto denoised = clip_estimate(denoiser(x_in, sigma_batch(x_in, sigma)), clip);
   auto squared_norm = (y - op.forward(denoised)).pow(2).flatten(1).sum(1);  // [B]
   // Samples are independent, so the gradient of the batch sum is each sample's own gradient.
   auto gradient = torch::autograd::grad({squared_norm.sum()}, {x_in})[0];
@@ -56,9 +62,9 @@ Guidance dps_guidance(const DenoiserFn& denoiser, const Operator& op, const torc
 
 // Jacobian-free DPS for linear A: ∇_{x̂0} ‖y - A x̂0‖² = -2 Aᵀ(y - A x̂0).
 Guidance linear_guidance(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
-                         const torch::Tensor& x, double sigma) {
+                         const torch::Tensor& x, double sigma, double clip) {
   torch::NoGradGuard no_grad;
-  auto denoised = denoiser(x, sigma_batch(x, sigma));
+  auto denoised = clip_estimate(denoiser(x, sigma_batch(x, sigma)), clip);
   auto residual = y - op.forward(denoised);
   return {denoised, -2.0 * op.adjoint(residual), residual.flatten(1).norm(2, 1)};
 }
@@ -79,8 +85,8 @@ torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const t
     const double sigma = sigmas[static_cast<size_t>(i)];
     const double sigma_next = sigmas[static_cast<size_t>(i) + 1];
     const Guidance g = options.method == DpsMethod::dps
-                           ? dps_guidance(denoiser, op, measurement, x, sigma)
-                           : linear_guidance(denoiser, op, measurement, x, sigma);
+                           ? dps_guidance(denoiser, op, measurement, x, sigma, options.clip_denoised)
+                           : linear_guidance(denoiser, op, measurement, x, sigma, options.clip_denoised);
     if (progress) progress(i + 1, steps);
 
     torch::NoGradGuard no_grad;

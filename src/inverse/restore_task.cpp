@@ -163,6 +163,9 @@ RestoreTask parse_restore_task(ConfigNode& root) {
   root.read("zeta", t.dps.zeta);
   if (!(t.dps.zeta > 0.0)) root.fail("zeta", "must be > 0, found " + format_double(t.dps.zeta));
   root.read("normalize_zeta", t.dps.normalize_zeta);
+  root.read("clip_denoised", t.dps.clip_denoised);
+  if (!(t.dps.clip_denoised >= 0.0))
+    root.fail("clip_denoised", "must be >= 0 (0 = no clamp), found " + format_double(t.dps.clip_denoised));
   root.read("steps", t.steps);
   if (t.steps < 1) root.fail("steps", "must be >= 1");
   root.read_enum("spacing", t.spacing, kTimestepSpacingNames);
@@ -183,6 +186,7 @@ YAML::Node emit_restore_task(const RestoreTask& t) {
   emit_enum(n, "method", t.dps.method, kDpsMethodNames);
   emit_value(n, "zeta", t.dps.zeta);
   emit_value(n, "normalize_zeta", t.dps.normalize_zeta);
+  emit_value(n, "clip_denoised", t.dps.clip_denoised);
   emit_value(n, "steps", t.steps);
   emit_enum(n, "spacing", t.spacing, kTimestepSpacingNames);
   emit_value(n, "class", t.class_label);

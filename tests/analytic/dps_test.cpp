@@ -246,6 +246,38 @@ TEST(Dps, LinearMethodNeedsALinearOperator) {
   EXPECT_TRUE(torch::isfinite(x).all().item<bool>());
 }
 
+TEST(Dps, ClipKeepsTheEstimateInTheImageRange) {
+  // Data N(1.2, 0.3²): most pixels lie above 1. Without guidance the last step lands on x̂0,
+  // so with clip_denoised 1 every output pixel is in [-1, 1]; without the clamp most are
+  // not. With guidance the final correction may step past the bound, but starts from there.
+  const auto denoiser = mixture_denoiser(single_gaussian(std::vector<double>(16, 1.2), 0.09));
+  const auto sigmas = vp_sigmas(NoiseSchedule::vp_linear(1000, 1e-4, 0.02), 20, TimestepSpacing::leading);
+  OperatorOptions options;
+  options.name = "inpaint_box";
+  options.box_size = 2;
+  const auto op = make_operator(options, 1, 4);
+  const auto y = op->forward(torch::full({2, 1, 4, 4}, 1.2, torch::kFloat64));
+  for (const auto method : {DpsMethod::dps, DpsMethod::dps_linear}) {
+    for (const double zeta : {0.0, 0.5}) {
+      DpsOptions dps;
+      dps.method = method;
+      dps.zeta = zeta;
+      const auto free = run_dps(denoiser, *op, y, sigmas, {1, 2}, {1, 4, 4}, dps);
+      dps.clip_denoised = 1.0;
+      const auto clipped = run_dps(denoiser, *op, y, sigmas, {1, 2}, {1, 4, 4}, dps);
+      EXPECT_GT((free > 1.0).to(torch::kFloat64).mean().item<double>(), 0.5);
+      EXPECT_TRUE(torch::isfinite(clipped).all().item<bool>());
+      if (zeta == 0.0)
+        EXPECT_LE(clipped.abs().max().item<double>(), 1.0);
+      else
+        EXPECT_LT(clipped.mean().item<double>(), free.mean().item<double>());
+    }
+  }
+  DpsOptions negative;
+  negative.clip_denoised = -1.0;
+  EXPECT_THROW(run_dps(denoiser, *op, y, sigmas, {1, 2}, {1, 4, 4}, negative), ConfigError);
+}
+
 TEST(Dps, FullStepIsCTimesTheLinearStepForAJacobianOfCTimesIdentity) {
   // For N(μ, s² I) data, D(x; σ) = μ + c (x - μ) with c = s² / (s² + σ²), so ∂x̂0/∂x = c I and
   // the full DPS correction is exactly c times the Jacobian-free one (dps.h). One step into

@@ -115,6 +115,8 @@ TEST(RestoreTask, BadKeysAndValuesNameTheKey) {
   EXPECT_CONTAINS(m, "poisson");
   m = error_of("operator: {name: denoise}\nzeta: 0\n");
   EXPECT_CONTAINS(m, "zeta");
+  m = error_of("operator: {name: denoise}\nclip_denoised: -1\n");
+  EXPECT_CONTAINS(m, "clip_denoised");
   m = error_of("operator: {name: denoise}\nsteps: 0\n");
   EXPECT_CONTAINS(m, "steps");
   m = error_of("operator: {name: denoise}\nmethod: dsp\n");

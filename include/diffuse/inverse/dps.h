@@ -45,6 +45,9 @@ struct DpsOptions {
   DpsMethod method = DpsMethod::dps;
   double zeta = 1.0;            // ζ (constant) or ζ' (normalised), VP-space meaning
   bool normalize_zeta = true;   // ζ_i = ζ' / ‖y - A(x̂0)‖ per sample
+  // > 0: x̂0 is clamped to [-c, c] before it enters the residual and the ancestral step, as
+  // the DPS reference code does for images in [-1, 1] (its clip_denoised). 0: no clamp.
+  double clip_denoised = 0.0;
 };
 
 // denoiser: D(x; σ) (any DenoiserFn: a CFG wrapper works unchanged). op: A, built once.

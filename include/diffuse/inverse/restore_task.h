@@ -9,6 +9,7 @@
 //              blur_sigma, intensity, factor, seed}
 //   noise: {type: gaussian | poisson, sigma, rate}
 //   method: dps | dps_linear      zeta: ζ or ζ'      normalize_zeta: true | false
+//   clip_denoised: c > 0 clamps x̂0 to [-c, c] (default 1: images in [-1, 1]), 0 turns it off
 //   steps: N      spacing: leading | trailing | linspace | karras
 //   class: -1 (unconditional) or a label      cfg: guidance weight (1 = plain conditional)
 #include <yaml-cpp/yaml.h>
@@ -25,10 +26,17 @@
 
 namespace diffuse {
 
+// DPS settings for images in [-1, 1]: x̂0 clamped to that range, as in the reference code.
+inline DpsOptions image_dps_defaults() {
+  DpsOptions options;
+  options.clip_denoised = 1.0;
+  return options;
+}
+
 struct RestoreTask {
   OperatorOptions op;                 // key "operator"
   MeasurementNoiseOptions noise;
-  DpsOptions dps;                     // keys method, zeta, normalize_zeta (top level)
+  DpsOptions dps = image_dps_defaults();  // keys method, zeta, normalize_zeta, clip_denoised (top level)
   int steps = 1000;
   TimestepSpacing spacing = TimestepSpacing::leading;
   int64_t class_label = -1;           // key "class"; -1 = unconditional
