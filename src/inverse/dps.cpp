@@ -37,9 +37,6 @@ void check_inputs(const Operator& op, const torch::Tensor& y, const torch::Tenso
     throw ConfigError("clip_denoised must be >= 0 (0 = no clamp), found " + std::to_string(options.clip_denoised));
 }
 
-torch::Tensor clip_estimate(const torch::Tensor& denoised, double clip) {
-  return clip > 0.0 ? denoised.clamp(-clip, clip) : denoised;
-}
 
 struct Guidance {
   torch::Tensor denoised;       // x̂0 = D(x̃_i; σ_i), detached
@@ -53,7 +50,7 @@ Guidance dps_guidance(const DenoiserFn& denoiser, const Operator& op, const torc
                       const torch::Tensor& x, double sigma, double clip) {
   torch::AutoGradMode enable_grad(true);
   auto x_in = x.detach().requires_grad_(true);
-  auto denoised = clip_estimate(denoiser(x_in, sigma_batch(x_in, sigma)), clip);
+  auto denoised = clamp_denoised(denoiser(x_in, sigma_batch(x_in, sigma)), clip);
   auto squared_norm = (y - op.forward(denoised)).pow(2).flatten(1).sum(1);  // [B]
   // Samples are independent, so the gradient of the batch sum is each sample's own gradient.
   auto gradient = torch::autograd::grad({squared_norm.sum()}, {x_in})[0];
@@ -64,7 +61,7 @@ Guidance dps_guidance(const DenoiserFn& denoiser, const Operator& op, const torc
 Guidance linear_guidance(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
                          const torch::Tensor& x, double sigma, double clip) {
   torch::NoGradGuard no_grad;
-  auto denoised = clip_estimate(denoiser(x, sigma_batch(x, sigma)), clip);
+  auto denoised = clamp_denoised(denoiser(x, sigma_batch(x, sigma)), clip);
   auto residual = y - op.forward(denoised);
   return {denoised, -2.0 * op.adjoint(residual), residual.flatten(1).norm(2, 1)};
 }

@@ -55,13 +55,17 @@ void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
                 " but the noise has " + std::to_string(noise.batch_size()) + " seeds");
 }
 
+torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip) {
+  return clip > 0.0 ? denoised.clamp(-clip, clip) : denoised;
+}
+
 SamplerDenoiser::SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
                                  const SamplerProgress& progress, int64_t nfe_total)
     : denoiser_(denoiser), options_(options), progress_(progress), nfe_total_(nfe_total) {}
 
 torch::Tensor SamplerDenoiser::operator()(const torch::Tensor& x, double sigma) {
   auto denoised = denoiser_(x, sigma_batch(x, sigma));
-  if (options_.clip_denoised) denoised = denoised.clamp(-*options_.clip_denoised, *options_.clip_denoised);
+  if (options_.clip_denoised) denoised = clamp_denoised(denoised, *options_.clip_denoised);
   ++nfe_done_;
   if (progress_) progress_(nfe_done_, nfe_total_);
   return denoised;

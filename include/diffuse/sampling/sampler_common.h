@@ -44,6 +44,9 @@ torch::Tensor sigma_batch(const torch::Tensor& x, double sigma);
 void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
                           const std::vector<double>& sigmas, const SeededNoise& noise);
 
+// x̂0 clamped to [-clip, clip] (the data range); clip <= 0 leaves it as it is.
+torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip);
+
 // The denoiser as every sampler sees it: evaluated at a host σ, clamped to
 // [-clip_denoised, clip_denoised] when that option is set, and each evaluation reported to
 // the progress callback as (nfe_done, nfe_total).
