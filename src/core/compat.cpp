@@ -6,8 +6,9 @@
 
 #include <sstream>
 
-// Debian's CPU LibTorch ships the c10/cuda headers without the CUDA toolkit they include.
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+// Debian's CPU LibTorch ships c10/cuda headers that do not compile (they need a CUDA build's
+// generated macros), so the CUDA allocator is used only when CMake found a CUDA LibTorch.
+#if defined(DIFFUSE_WITH_CUDA)
 #include <c10/cuda/CUDACachingAllocator.h>
 #define DIFFUSE_HAS_CUDA_ALLOCATOR 1
 #else
