@@ -2,10 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
 
+#include "diffuse/core/config_node.h"
+#include "diffuse/core/experiment_config.h"
 #include "diffuse/core/error.h"
 
 namespace diffuse::cli {
@@ -75,21 +79,27 @@ std::vector<std::string> Args::all(const std::string& flag) const {
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
-int Args::get_int(const std::string& flag, int fallback) const {
+int64_t Args::get_int(const std::string& flag, int64_t fallback, int64_t lo, int64_t hi) const {
   if (!has(flag)) return fallback;
   const std::string v = get(flag);
+  const std::string range = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
   char* end = nullptr;
-  long parsed = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw UsageError(flag + ": expected an integer, found '" + v + "'");
-  return static_cast<int>(parsed);
+  errno = 0;
+  const long long parsed = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || parsed < lo || parsed > hi)
+    throw UsageError(flag + ": expected " + range + ", found '" + v + "'");
+  return parsed;
 }
 
-double Args::get_double(const std::string& flag, double fallback) const {
+double Args::get_double(const std::string& flag, double fallback, double lo, double hi) const {
   if (!has(flag)) return fallback;
   const std::string v = get(flag);
   char* end = nullptr;
-  double parsed = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0') throw UsageError(flag + ": expected a number, found '" + v + "'");
+  const double parsed = std::strtod(v.c_str(), &end);
+  // !(a <= b) is also true for NaN.
+  if (v.empty() || *end != '\0' || !std::isfinite(parsed) || !(parsed >= lo && parsed <= hi))
+    throw UsageError(flag + ": expected a number in [" + format_double(lo) + ", " + format_double(hi) +
+                     "], found '" + v + "'");
   return parsed;
 }
 
@@ -114,6 +124,9 @@ std::vector<FlagSpec> common_flags() {
 }
 
 void apply_common_flags(const Args& args) {
+  if (args.has("--device") && !is_device_name(args.get("--device")))
+    throw UsageError("--device: unknown device '" + args.get("--device") +
+                     "'; valid devices: auto, cpu, cuda, cuda:N");
   if (!args.has("--log-level")) return;
   const std::string level = args.get("--log-level");
   auto parsed = spdlog::level::from_str(level);

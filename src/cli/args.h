@@ -1,6 +1,7 @@
 #pragma once
 // A small strict command-line parser for the subcommands: every flag is declared up front,
 // an unknown flag or a missing value is a UsageError (exit code 2 with usage on stderr).
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,8 +28,11 @@ class Args {
   std::string get(const std::string& flag, const std::string& fallback = "") const;
   std::string require(const std::string& flag) const;  // UsageError if missing
   std::vector<std::string> all(const std::string& flag) const;
-  int get_int(const std::string& flag, int fallback) const;
-  double get_double(const std::string& flag, double fallback) const;
+  // An integer in [lo, hi] (the fallback when the flag is absent); anything else, overflow
+  // included, is a UsageError naming the flag, the range and the value found.
+  int64_t get_int(const std::string& flag, int64_t fallback, int64_t lo, int64_t hi) const;
+  // A finite number in [lo, hi]; NaN and infinities are refused like any value out of range.
+  double get_double(const std::string& flag, double fallback, double lo, double hi) const;
 
   std::string usage() const;
 

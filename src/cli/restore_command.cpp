@@ -2,6 +2,7 @@
 // measurement), restore them with DPS (Chung et al. 2023, Algorithm 1; inverse/dps.h), and
 // write the restored images, the measurements, a comparison grid, metrics.json and
 // restore.yaml.
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -9,9 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <iomanip>
 #include <map>
-#include <sstream>
 
 #include "args.h"
 #include "diffuse/core/blas_info.h"
@@ -159,21 +158,7 @@ torch::Tensor display_measurement(const torch::Tensor& y, int64_t image_size) {
 }
 
 // JSON number; non-finite values (PSNR of identical images is +inf) become null.
-std::string json_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  std::ostringstream s;
-  s << std::setprecision(6) << value;
-  return s.str();
-}
-
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
-  }
-  return out + "\"";
-}
+nlohmann::json json_number(double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(); }
 
 struct Quality {
   torch::Tensor psnr, ssim;  // [N] float64; ssim undefined for images under 11 px
@@ -200,23 +185,30 @@ double finite_mean(const torch::Tensor& values) {
 std::string metrics_json(const std::vector<std::string>& names, const Quality& restored, const Quality& naive,
                          const std::string& naive_name, double seconds_per_image, int64_t peak_memory) {
   const auto at = [](const torch::Tensor& t, int64_t k) {
-    return t.defined() ? json_number(t[k].item<double>()) : std::string("null");
+    return t.defined() ? json_number(t[k].item<double>()) : nlohmann::json();
   };
-  const auto mean = [](const torch::Tensor& t) { return t.defined() ? json_number(finite_mean(t)) : std::string("null"); };
-  std::ostringstream s;
-  s << "{\n  \"images\": [\n";
+  const auto mean = [](const torch::Tensor& t) { return t.defined() ? json_number(finite_mean(t)) : nlohmann::json(); };
+  nlohmann::json images = nlohmann::json::array();
   for (size_t k = 0; k < names.size(); ++k) {
     const auto i = static_cast<int64_t>(k);
-    s << "    {\"name\": " << json_string(names[k]) << ", \"psnr\": " << at(restored.psnr, i)
-      << ", \"ssim\": " << at(restored.ssim, i) << ", \"naive_psnr\": " << at(naive.psnr, i)
-      << ", \"naive_ssim\": " << at(naive.ssim, i) << "}" << (k + 1 < names.size() ? "," : "") << "\n";
+    images.push_back({{"name", names[k]},
+                      {"psnr", at(restored.psnr, i)},
+                      {"ssim", at(restored.ssim, i)},
+                      {"naive_psnr", at(naive.psnr, i)},
+                      {"naive_ssim", at(naive.ssim, i)}});
   }
-  s << "  ],\n  \"mean\": {\"psnr\": " << mean(restored.psnr) << ", \"ssim\": " << mean(restored.ssim)
-    << ", \"naive_psnr\": " << mean(naive.psnr) << ", \"naive_ssim\": " << mean(naive.ssim) << "},\n"
-    << "  \"naive\": " << json_string(naive_name) << ",\n"
-    << "  \"seconds_per_image\": " << json_number(seconds_per_image) << ",\n"
-    << "  \"peak_memory_bytes\": " << (peak_memory >= 0 ? std::to_string(peak_memory) : "null") << "\n}\n";
-  return s.str();
+  const nlohmann::json metrics{
+      {"images", images},
+      {"mean",
+       {{"psnr", mean(restored.psnr)},
+        {"ssim", mean(restored.ssim)},
+        {"naive_psnr", mean(naive.psnr)},
+        {"naive_ssim", mean(naive.ssim)}}},
+      {"naive", naive_name},
+      {"seconds_per_image", json_number(seconds_per_image)},
+      {"peak_memory_bytes", peak_memory >= 0 ? nlohmann::json(peak_memory) : nlohmann::json()}};
+  // File names need not be UTF-8; such bytes become U+FFFD rather than an exception.
+  return metrics.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 // The guided denoiser for a task's class/cfg settings (DESIGN §2: CFG is a wrapper).
@@ -266,7 +258,7 @@ int run_restore(const std::vector<std::string>& argv) {
                 {"--out", "DIR", "output folder"},
                 {"--seeds", "LIST", "one seed per image (measurement and sampling noise), or a first seed (default 0)"},
                 {"--set", "KEY=VALUE", "override a task key, e.g. zeta=0.3 or operator.box_size=10", true},
-                {"--batch-size", "B", "images restored together (default 16)"},
+                {"--batch-size", "B", "images restored together, 1-65536 (default 16)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
                 {"--resize", "", "convert inputs of another size or channel count to the model's"},
             });
@@ -279,8 +271,7 @@ int run_restore(const std::vector<std::string>& argv) {
     throw UsageError("give exactly one of --input (clean images to degrade) and --measurement (a degraded image)");
   const bool real_measurement = args.has("--measurement");
   const bool resize = args.has("--resize");
-  const int64_t batch_size = args.get_int("--batch-size", 16);
-  if (batch_size < 1) throw UsageError("--batch-size must be >= 1");
+  const int64_t batch_size = args.get_int("--batch-size", 16, 1, 65536);
 
   const RestoreTask task = load_restore_task(task_path, args.all("--set"));
   const auto device = resolve_device(args.get("--device", "auto"), "--device");

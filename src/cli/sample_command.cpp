@@ -11,6 +11,7 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/io/tensor_file.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
 
@@ -28,19 +29,19 @@ int run_sample(const std::vector<std::string>& argv) {
             {
                 {"--checkpoint", "CKPT", "checkpoint written by diffuse train"},
                 {"--sampler", "NAME", "one of: " + sampler_names + " (default dpmpp2m)"},
-                {"--steps", "N", "sampling steps (default 20; ddpm always walks all T steps)"},
+                {"--steps", "N", "sampling steps, 1-10000 (default 20; ddpm always walks all T steps)"},
                 {"--spacing", "NAME", "VP step spacing: leading | trailing | linspace | karras (default trailing)"},
-                {"--eta", "E", "DDIM stochasticity (0 deterministic, 1 ancestral)"},
-                {"--s-churn", "S", "Heun churn S_churn (EDM Algorithm 2; default 0)"},
-                {"--clip", "C", "clamp the x0 estimate to [-C, C]; 0 disables (default 1 for image models, off for latents)"},
-                {"--cfg", "W", "classifier-free guidance weight (default 1)"},
-                {"--class", "K", "class label for every sample"},
+                {"--eta", "E", "DDIM / euler_a stochasticity in [0, 1] (0 deterministic, 1 ancestral)"},
+                {"--s-churn", "S", "Heun churn S_churn in [0, 1000] (EDM Algorithm 2; default 0)"},
+                {"--clip", "C", "clamp the x0 estimate to [-C, C], C in [0, 1000]; 0 disables (default 1 for image models, off for latents)"},
+                {"--cfg", "W", "classifier-free guidance weight in [0, 100] (default 1)"},
+                {"--class", "K", "class label for every sample (0 to classes - 1)"},
                 {"--classes", "LIST", "labels cycled over the samples, e.g. 0-9"},
                 {"--seeds", "LIST", "one sample per seed, e.g. 0-63 or 1,5,9 (default 0-15)"},
-                {"--batch-size", "B", "samples per network batch (default 64)"},
+                {"--batch-size", "B", "samples per network batch, 1-65536 (default 64)"},
                 {"--out", "DIR", "output folder"},
-                {"--grid-cols", "C", "grid columns (default: the number of classes cycled, else √N)"},
-                {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt)"},
+                {"--grid-cols", "C", "grid columns, 1-1024 (default: the number of classes cycled, else √N)"},
+                {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt; latent models write only it)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
             });
   if (!args.parse(argv)) return 0;
@@ -54,17 +55,16 @@ int run_sample(const std::vector<std::string>& argv) {
   GenerateOptions g;
   g.sampler = args.get("--sampler", "dpmpp2m");
   find_sampler(g.sampler);
-  g.steps = args.get_int("--steps", 20);
-  if (g.steps < 1) throw UsageError("--steps must be >= 1");
+  g.steps = static_cast<int>(args.get_int("--steps", 20, 1, 10000));
   g.spacing = timestep_spacing_from_name(args.get("--spacing", "trailing"));
-  g.sampler_options.eta = args.get_double("--eta", g.sampler == "ddim" ? 0.0 : 1.0);
-  g.sampler_options.s_churn = args.get_double("--s-churn", 0.0);
-  g.cfg = args.get_double("--cfg", 1.0);
+  g.sampler_options.eta = args.get_double("--eta", g.sampler == "ddim" ? 0.0 : 1.0, 0.0, 1.0);
+  g.sampler_options.s_churn = args.get_double("--s-churn", 0.0, 0.0, 1000.0);
+  g.cfg = args.get_double("--cfg", 1.0, 0.0, 100.0);
   g.seeds = parse_seed_list(args.get("--seeds", "0-15"), "--seeds");
-  if (args.has("--class")) g.labels = {args.get_int("--class", 0)};
+  if (args.has("--class")) g.labels = {args.get_int("--class", 0, 0, 1'000'000)};
   if (args.has("--classes")) g.labels = parse_int_list(args.get("--classes"), "--classes");
-  g.batch_size = args.get_int("--batch-size", 64);
-  if (g.batch_size < 1) throw UsageError("--batch-size must be >= 1");
+  g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
+  const int64_t grid_cols = args.get_int("--grid-cols", 0, 1, 1024);
 
   const auto device = resolve_device(args.get("--device", "auto"), "--device");
   if (device.is_cpu()) warn_if_reference_blas();
@@ -72,10 +72,16 @@ int run_sample(const std::vector<std::string>& argv) {
   g.bf16 = device.is_cuda() && model.config.train.precision == Precision::bf16;
   // Images live in [-1, 1]: clamping x̂0 there (as DDPM/DDIM reference code does) keeps
   // early-trained models from drifting to saturated samples at high σ; latents are unbounded.
-  const double clip = args.get_double("--clip", model.config.data.type == DatasetType::latents ? 0.0 : 1.0);
-  if (clip < 0) throw UsageError("--clip must be >= 0, found " + format_double(clip));
+  const double clip = args.get_double("--clip", model.config.data.type == DatasetType::latents ? 0.0 : 1.0, 0.0, 1000.0);
   if (clip > 0) g.sampler_options.clip_denoised = clip;
   const int64_t classes = model.config.model.num_classes;
+  const int64_t channels = model.config.model.in_channels;
+  // Latents (e.g. 4 channels) are not pictures: only their tensor is written.
+  const bool pictures = channels == 1 || channels == 3;
+  if (!pictures && format == "png")
+    throw ConfigError("--format png: " + checkpoint + " generates " + std::to_string(channels) +
+                      "-channel latents, which are not images (PNG holds 1 or 3 channels); use --format pt "
+                      "to write OUT/samples.pt");
   // The unconditional branch of guidance is the null class, which only label dropout trains.
   if (g.cfg != 1.0 && classes > 0 && model.config.diffusion.p_uncond <= 0)
     throw ConfigError("--cfg " + format_double(g.cfg) + ": " + checkpoint +
@@ -110,19 +116,16 @@ int run_sample(const std::vector<std::string>& argv) {
       sample_labels.push_back(label);
       name += "_class" + std::to_string(label);
     }
-    write_image((fs::path(out_dir) / (name + ext)).string(), images[k]);
+    if (pictures) write_image((fs::path(out_dir) / (name + ext)).string(), images[k]);
   }
-  int64_t cols = args.get_int("--grid-cols", 0);
-  if (cols <= 0)
-    cols = classes > 0 && g.labels.size() > 1 && g.labels.size() <= 16
-               ? static_cast<int64_t>(g.labels.size())
-               : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
-  write_image_grid((fs::path(out_dir) / ("grid" + ext)).string(), images, cols);
-  if (format == "pt") {
-    const std::string pt = (fs::path(out_dir) / "samples.pt").string();
-    torch::save(images, pt + ".tmp");
-    fs::rename(pt + ".tmp", pt);
+  if (pictures) {
+    const int64_t cols = grid_cols > 0 ? grid_cols
+                         : classes > 0 && g.labels.size() > 1 && g.labels.size() <= 16
+                             ? static_cast<int64_t>(g.labels.size())
+                             : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+    write_image_grid((fs::path(out_dir) / ("grid" + ext)).string(), images, cols);
   }
+  if (format == "pt") write_tensor_file((fs::path(out_dir) / "samples.pt").string(), images);
 
   YAML::Node record;
   record["checkpoint"] = fs::absolute(checkpoint).string();

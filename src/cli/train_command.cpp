@@ -34,15 +34,18 @@ int run_train(const std::vector<std::string>& argv) {
                 {"--config", "FILE", "experiment YAML (configs/*.yaml)"},
                 {"--set", "KEY=VALUE", "override a config key, e.g. train.steps=2000", true},
                 {"--resume", "CKPT", "continue a run from its checkpoint (e.g. RUN_DIR/ckpt/last.pt)"},
-                {"--threads", "N", "CPU threads for LibTorch (default: train.num_threads; 0 = every logical CPU)"},
+                {"--overwrite", "", "start afresh in a run_dir that already holds a run (deletes its checkpoints, samples and metrics)"},
+                {"--threads", "N", "CPU threads for LibTorch, 0-1024 (default: train.num_threads; 0 = every logical CPU)"},
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  if (args.has("--resume") && args.has("--overwrite"))
+    throw UsageError("give --resume (continue the run) or --overwrite (start afresh), not both");
   auto overrides = args.all("--set");
   if (args.has("--device")) overrides.push_back("train.device=" + args.get("--device"));
   ExperimentConfig config = load_experiment_config(args.require("--config"), overrides);
-  const int threads = args.get_int("--threads", config.train.num_threads);
-  if (threads < 0) throw UsageError("--threads must be >= 0");
+  // The bound keeps libgomp from trying to allocate per-thread state for billions of threads.
+  const auto threads = static_cast<int>(args.get_int("--threads", config.train.num_threads, 0, 1024));
   // LibTorch defaults to the physical core count, which leaves half of a small
   // hyper-threaded VM idle: on 2 vCPUs two threads train the demo UNet 1.4× faster.
   const unsigned logical_cpus = std::max(1u, std::thread::hardware_concurrency());
@@ -53,6 +56,7 @@ int run_train(const std::vector<std::string>& argv) {
   std::signal(SIGTERM, request_stop);
   TrainerOptions options;
   options.resume = args.get("--resume");
+  options.overwrite = args.has("--overwrite");
   options.stop_requested = &stop_requested;
   const TrainResult result = train(config, options);
   spdlog::info("{} at step {}; last checkpoint {}", result.interrupted ? "interrupted" : "done",

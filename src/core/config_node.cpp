@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <sstream>
 
 namespace diffuse {
@@ -53,15 +54,120 @@ bool parse_int64(const std::string& s, int64_t& out) {
   return true;
 }
 
+// A finite number; NaN and infinities (".inf", "1e400") are refused, since no key means one.
 bool parse_double(const std::string& s, double& out) {
   if (s.empty()) return false;
-  if (s == ".inf" || s == "inf") {
-    out = std::numeric_limits<double>::infinity();
-    return true;
-  }
   char* end = nullptr;
   out = std::strtod(s.c_str(), &end);
-  return end == s.c_str() + s.size() && !std::isnan(out);
+  return end == s.c_str() + s.size() && std::isfinite(out);
+}
+
+// The 1-based line and column of byte `offset` of `text`.
+std::string line_column(const std::string& text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+// Offset of the first byte that is not part of well-formed UTF-8, or npos.
+size_t first_invalid_utf8(const std::string& text) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char lead = bytes[i];
+    size_t length = 0;
+    uint32_t code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if ((lead & 0xE0) == 0xC0) {
+      length = 2;
+      code = lead & 0x1Fu;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3;
+      code = lead & 0x0Fu;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4;
+      code = lead & 0x07u;
+    } else {
+      return i;
+    }
+    if (i + length > n) return i;
+    for (size_t k = 1; k < length; ++k) {
+      if ((bytes[i + k] & 0xC0) != 0x80) return i;
+      code = (code << 6) | (bytes[i + k] & 0x3Fu);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    static constexpr uint32_t kSmallest[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kSmallest[length] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) return i;
+    i += length;
+  }
+  return std::string::npos;
+}
+
+std::string mark_text(const std::string& source, const YAML::Mark& mark) {
+  return source + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+// yaml-cpp accepts what a config must not hold: it keeps both entries of a duplicated key
+// (lookups return the first, iteration sees both) and takes lists or mappings as keys.
+void check_keys(const YAML::Node& node, const std::string& source, const std::string& path) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      check_keys(node[i], source, path + "[" + std::to_string(i) + "]");
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar())
+      throw ConfigError(mark_text(source, kv.first.Mark()) + ": " + (path.empty() ? "top level" : path) +
+                        ": a key must be a plain name, found " +
+                        (kv.first.IsSequence() ? "a list" : kv.first.IsMap() ? "a mapping" : "nothing"));
+    const std::string key = kv.first.Scalar();
+    const std::string key_path = path.empty() ? key : path + "." + key;
+    const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+    if (!fresh)
+      throw ConfigError(mark_text(source, kv.first.Mark()) + ": " + key_path + ": duplicate key (first given at line " +
+                        std::to_string(it->second.line + 1) + "); each key may appear once");
+    check_keys(kv.second, source, key_path);
+  }
+}
+
+// Parses one YAML document strictly (see load_string); `source` names it in messages.
+YAML::Node parse_document(const std::string& text, const std::string& source) {
+  if (const size_t bad = first_invalid_utf8(text); bad != std::string::npos) {
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(text[bad]));
+    throw ConfigError(source + ":" + line_column(text, bad) + ": invalid UTF-8 (byte " + byte +
+                      "); save the file as UTF-8");
+  }
+  // yaml-cpp 0.7 ends a quoted scalar left open at a line break before the end of the input
+  // without an error, swallowing the rest of the file into one string (`name: "abc` then a
+  // newline parses as name = "abc "). Without the trailing white space it reports the open
+  // quote, and no value of our schema ends in white space.
+  const size_t last = text.find_last_not_of(" \t\r\n");
+  const std::string trimmed = last == std::string::npos ? std::string() : text.substr(0, last + 1);
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(trimmed);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(mark_text(source, e.mark) + ": invalid YAML: " + e.msg);
+  }
+  if (documents.size() > 1)
+    throw ConfigError(mark_text(source, documents[1].Mark()) + ": the file holds " +
+                      std::to_string(documents.size()) +
+                      " YAML documents (separated by ---); a config is one document");
+  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  check_keys(root, source, "");
+  return root;
 }
 
 }  // namespace
@@ -70,21 +176,23 @@ ConfigNode::ConfigNode(YAML::Node node, std::shared_ptr<Source> source, std::str
     : node_(std::move(node)), source_(std::move(source)), path_(std::move(path)) {}
 
 ConfigNode ConfigNode::load_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open config file (does it exist?)");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status)) throw ConfigError(path + ": config file not found");
+  if (fs::is_directory(status)) throw ConfigError(path + ": is a folder, not a config file");
+  // A FIFO or device would block or never end; configs are plain files.
+  if (!fs::is_regular_file(status)) throw ConfigError(path + ": is not a regular file, so not a config file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the config file for reading (permissions?)");
   std::stringstream text;
   text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": cannot read the config file");
   return load_string(text.str(), path);
 }
 
 ConfigNode ConfigNode::load_string(const std::string& text, const std::string& source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ":" +
-                      std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
-  }
+  YAML::Node root = parse_document(text, source);
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   auto src = std::make_shared<Source>();
   src->file = source;
@@ -103,9 +211,9 @@ void ConfigNode::apply_override(const std::string& assignment) {
   const std::string value_text = assignment.substr(eq + 1);
   YAML::Node value;
   try {
-    value = YAML::Load(value_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("--set " + assignment + ": value is not valid YAML: " + e.msg);
+    value = parse_document(value_text, "--set " + key_path);
+  } catch (const ConfigError& e) {
+    throw ConfigError("--set " + assignment + ": value is not valid: " + e.what());
   }
   std::vector<std::string> parts;
   std::stringstream ss(key_path);
@@ -150,19 +258,35 @@ std::string ConfigNode::where(const std::string& key) const {
   if (!key.empty() && node_.IsMap()) {
     // yaml-cpp gives marks to values; find the key node itself for the best position.
     for (const auto& kv : node_) {
-      if (kv.first.as<std::string>() == key) {
+      if (kv.first.Scalar() == key) {
         mark = kv.first.Mark();
         break;
       }
     }
   }
-  if (mark.is_null()) return source_->file;
-  return source_->file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  if (mark.is_null()) {
+    // Sections that only a --set created have no position in the file: blame the --set.
+    for (const auto& overridden : source_->overridden)
+      if (overridden.rfind(path + ".", 0) == 0) return "--set " + overridden;
+    return source_->file;
+  }
+  return mark_text(source_->file, mark);
 }
 
 void ConfigNode::fail(const std::string& key, const std::string& message) const {
   const std::string path = path_of(key);
   throw ConfigError(where(key) + ": " + (path.empty() ? "" : path + ": ") + message);
+}
+
+void ConfigNode::check_range(const std::string& key, double value, double lo, double hi) const {
+  if (!(value >= lo && value <= hi))
+    fail(key, "must lie in [" + format_double(lo) + ", " + format_double(hi) + "], found " + format_double(value));
+}
+
+void ConfigNode::check_int_range(const std::string& key, int64_t value, int64_t lo, int64_t hi) const {
+  if (value < lo || value > hi)
+    fail(key, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], found " +
+                  std::to_string(value));
 }
 
 void ConfigNode::fail_missing(const std::string& key) const {
@@ -209,21 +333,24 @@ void ConfigNode::read(const std::string& key, bool& value) {
 void ConfigNode::read(const std::string& key, int64_t& value) {
   if (!has(key)) { used_.insert(key); return; }
   auto v = scalar_at(key, "an integer");
-  if (!parse_int64(v.Scalar(), value)) fail(key, "expected an integer, found '" + v.Scalar() + "'");
+  if (!parse_int64(v.Scalar(), value))
+    fail(key, "expected an integer in [-2^63, 2^63 - 1], found '" + v.Scalar() + "'");
 }
 
 void ConfigNode::read(const std::string& key, int& value) {
   int64_t wide = value;
   read(key, wide);
   if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max())
-    fail(key, "integer " + std::to_string(wide) + " is out of range");
+    fail(key, "integer " + std::to_string(wide) + " does not fit in 32 bits (|value| < 2^31)");
   value = static_cast<int>(wide);
 }
 
 void ConfigNode::read(const std::string& key, double& value) {
   if (!has(key)) { used_.insert(key); return; }
   auto v = scalar_at(key, "a number");
-  if (!parse_double(v.Scalar(), value)) fail(key, "expected a number, found '" + v.Scalar() + "'");
+  if (!parse_double(v.Scalar(), value))
+    fail(key, "expected a finite number, found '" + v.Scalar() + "'" +
+                  (std::isinf(value) ? " (infinite)" : std::isnan(value) ? " (not a number)" : ""));
 }
 
 void ConfigNode::read(const std::string& key, std::string& value) {
@@ -283,7 +410,7 @@ void ConfigNode::finish() const {
   if (!node_.IsMap()) return;
   std::vector<std::string> valid(used_.begin(), used_.end());
   for (const auto& kv : node_) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = kv.first.Scalar();
     if (used_.count(key)) continue;
     throw ConfigError(where(key) + ": unknown key '" + path_of(key) + "'; valid keys" +
                       (path_.empty() ? "" : " in '" + path_ + "'") + ": " + join(valid, ", "));

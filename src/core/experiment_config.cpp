@@ -1,16 +1,37 @@
 #include "diffuse/core/experiment_config.h"
 
-namespace diffuse {
-namespace {
+#include <limits>
+#include <regex>
 
-void check_positive(ConfigNode& n, const std::string& key, double value) {
-  if (!(value > 0)) n.fail(key, "must be > 0, found " + format_double(value));
+#include "diffuse/sampling/sampler.h"
+
+namespace diffuse {
+
+bool is_device_name(const std::string& text) {
+  static const std::regex kDevice("auto|cpu|cuda|cuda:(0|[1-9][0-9]?)");
+  return std::regex_match(text, kDevice);
 }
 
-void check_range(ConfigNode& n, const std::string& key, double value, double lo, double hi) {
-  if (!(value >= lo && value <= hi))
-    n.fail(key, "must lie in [" + format_double(lo) + ", " + format_double(hi) + "], found " +
-                    format_double(value));
+namespace {
+
+// Upper bounds that keep a typo from asking for terabytes: larger values are never meant.
+constexpr int64_t kMaxImageSize = 4096;
+constexpr int64_t kMaxChannels = 1024;
+constexpr int64_t kMaxSteps = 1'000'000'000'000;
+constexpr int64_t kMaxTimesteps = 100'000;
+constexpr int64_t kMaxThreads = 1024;
+
+void check_positive(ConfigNode& n, const std::string& key, double value, double hi) {
+  if (!(value > 0 && value <= hi))
+    n.fail(key, "must lie in (0, " + format_double(hi) + "], found " + format_double(value));
+}
+
+// 0 (a default taken elsewhere) or an integer in [lo, hi].
+void check_zero_or_range(ConfigNode& n, const std::string& key, int64_t value, int64_t lo, int64_t hi,
+                         const char* zero_means) {
+  if (value != 0 && (value < lo || value > hi))
+    n.fail(key, "must be 0 (" + std::string(zero_means) + ") or an integer in [" + std::to_string(lo) + ", " +
+                    std::to_string(hi) + "], found " + std::to_string(value));
 }
 
 DataOptions parse_data(ConfigNode n) {
@@ -21,19 +42,23 @@ DataOptions parse_data(ConfigNode n) {
   if (o.split != "train" && o.split != "test")
     n.fail("split", "unknown value '" + o.split + "'; valid values: train, test");
   n.read("resolution", o.resolution);
-  if (o.resolution < 0) n.fail("resolution", "must be >= 0 (0 keeps the native size)");
+  check_zero_or_range(n, "resolution", o.resolution, 2, kMaxImageSize, "the native size");
   n.read("channels", o.channels);
-  if (o.channels != 0 && o.channels != 1 && o.channels != 3)
-    n.fail("channels", "must be 0 (native), 1 or 3, found " + std::to_string(o.channels));
+  const bool pictures = o.type == DatasetType::idx || o.type == DatasetType::cifar10 ||
+                        o.type == DatasetType::image_folder;
+  if (pictures && o.channels != 0 && o.channels != 1 && o.channels != 3)
+    n.fail("channels", "must be 0 (native), 1 or 3 for " + std::string(enum_name(o.type, kDatasetTypeNames)) +
+                           " images, found " + std::to_string(o.channels));
+  check_zero_or_range(n, "channels", o.channels, 1, kMaxChannels, "the native channels");
   n.read("hflip", o.hflip);
   n.read("allow_upscale", o.allow_upscale);
   n.read("skip_corrupt", o.skip_corrupt);
   n.read("limit", o.limit);
-  if (o.limit < 0) n.fail("limit", "must be >= 0 (0 = all)");
+  n.check_int_range("limit", o.limit, 0, std::numeric_limits<int64_t>::max());
   n.read("num_workers", o.num_workers);
-  if (o.num_workers < 0) n.fail("num_workers", "must be >= 0");
+  n.check_int_range("num_workers", o.num_workers, 0, 64);
   n.read("prefetch_batches", o.prefetch_batches);
-  if (o.prefetch_batches < 1) n.fail("prefetch_batches", "must be >= 1");
+  n.check_int_range("prefetch_batches", o.prefetch_batches, 1, 1024);
   n.finish();
   return o;
 }
@@ -56,21 +81,29 @@ YAML::Node emit_data(const DataOptions& o) {
 
 void parse_unet(ConfigNode n, UNetOptions& o) {
   n.read("base_channels", o.base_channels);
-  if (o.base_channels < 1) n.fail("base_channels", "must be >= 1");
+  n.check_int_range("base_channels", o.base_channels, 1, 4096);
   n.read("channel_mult", o.channel_mult);
-  if (o.channel_mult.empty()) n.fail("channel_mult", "must list at least one multiplier");
+  if (o.channel_mult.empty() || o.channel_mult.size() > 8)
+    n.fail("channel_mult", "must list 1 to 8 multipliers, found " + std::to_string(o.channel_mult.size()));
   for (int m : o.channel_mult)
-    if (m < 1) n.fail("channel_mult", "multipliers must be >= 1");
+    if (m < 1 || m > 64) n.fail("channel_mult", "multipliers must lie in [1, 64], found " + std::to_string(m));
   n.read("num_res_blocks", o.num_res_blocks);
-  if (o.num_res_blocks < 1) n.fail("num_res_blocks", "must be >= 1");
+  n.check_int_range("num_res_blocks", o.num_res_blocks, 1, 64);
   n.read("attention_resolutions", o.attention_resolutions);
+  for (int r : o.attention_resolutions)
+    if (r < 1 || r > kMaxImageSize)
+      n.fail("attention_resolutions", "sizes must lie in [1, " + std::to_string(kMaxImageSize) + "], found " +
+                                          std::to_string(r));
   n.read("num_heads", o.num_heads);
-  if (o.num_heads < 1) n.fail("num_heads", "must be >= 1");
+  n.check_int_range("num_heads", o.num_heads, 1, 1024);
   n.read("head_channels", o.head_channels);
+  if (o.head_channels != -1 && (o.head_channels < 1 || o.head_channels > 4096))
+    n.fail("head_channels", "must be -1 (use num_heads) or an integer in [1, 4096], found " +
+                                std::to_string(o.head_channels));
   n.read("dropout", o.dropout);
-  check_range(n, "dropout", o.dropout, 0.0, 1.0);
+  n.check_range("dropout", o.dropout, 0.0, 0.99);
   n.read("num_groups", o.num_groups);
-  if (o.num_groups < 1) n.fail("num_groups", "must be >= 1");
+  n.check_int_range("num_groups", o.num_groups, 1, 1024);
   n.read("scale_shift_norm", o.scale_shift_norm);
   n.read("resblock_updown", o.resblock_updown);
   n.finish();
@@ -93,17 +126,19 @@ YAML::Node emit_unet(const UNetOptions& o) {
 
 void parse_dit(ConfigNode n, DiTOptions& o) {
   n.read("depth", o.depth);
-  if (o.depth < 1) n.fail("depth", "must be >= 1");
+  n.check_int_range("depth", o.depth, 1, 1024);
   n.read("hidden_size", o.hidden_size);
   n.read("num_heads", o.num_heads);
-  if (o.num_heads < 1 || o.hidden_size < 1 || o.hidden_size % o.num_heads != 0)
+  n.check_int_range("num_heads", o.num_heads, 1, 1024);
+  n.check_int_range("hidden_size", o.hidden_size, 1, 16384);
+  if (o.hidden_size % o.num_heads != 0)
     n.fail("hidden_size", "must be a positive multiple of num_heads (" +
                               std::to_string(o.num_heads) + "), found " +
                               std::to_string(o.hidden_size));
   n.read("patch_size", o.patch_size);
-  if (o.patch_size < 1) n.fail("patch_size", "must be >= 1");
+  n.check_int_range("patch_size", o.patch_size, 1, 64);
   n.read("mlp_ratio", o.mlp_ratio);
-  check_positive(n, "mlp_ratio", o.mlp_ratio);
+  check_positive(n, "mlp_ratio", o.mlp_ratio, 64.0);
   n.finish();
 }
 
@@ -122,18 +157,25 @@ ModelOptions parse_model(ConfigNode n) {
   n.read_enum("arch", o.arch, kModelArchNames);
   n.read("preset", o.preset);
   if (!o.preset.empty()) {
+    const ModelArch arch = o.arch;
     try {
       apply_model_preset(o.preset, o);
     } catch (const ConfigError& e) {
       n.fail("preset", e.what());
     }
+    if (n.has("arch") && o.arch != arch)
+      n.fail("preset", "'" + o.preset + "' is a " + enum_name(o.arch, kModelArchNames) +
+                           " preset but model.arch is " + enum_name(arch, kModelArchNames) +
+                           "; drop one of them or pick a " + enum_name(arch, kModelArchNames) + " preset");
   }
   n.read("in_channels", o.in_channels);
   n.read("image_size", o.image_size);
   n.read("num_classes", o.num_classes);
-  if (o.in_channels < 0) n.fail("in_channels", "must be >= 0 (0 = from the dataset)");
-  if (o.image_size < 0) n.fail("image_size", "must be >= 0 (0 = from the dataset)");
-  if (o.num_classes < -1) n.fail("num_classes", "must be -1 (from the dataset), 0 or more");
+  check_zero_or_range(n, "in_channels", o.in_channels, 1, kMaxChannels, "from the dataset");
+  check_zero_or_range(n, "image_size", o.image_size, 2, kMaxImageSize, "from the dataset");
+  if (o.num_classes < -1 || o.num_classes > 1'000'000)
+    n.fail("num_classes", "must be -1 (from the dataset), 0 (unconditional) or a count up to 1000000, found " +
+                              std::to_string(o.num_classes));
   n.read("learn_sigma", o.learn_sigma);
   parse_unet(n.child("unet"), o.unet);
   parse_dit(n.child("dit"), o.dit);
@@ -163,32 +205,35 @@ DiffusionOptions parse_diffusion(ConfigNode n) {
     o.weighting = LossWeighting::edm;
   }
   n.read("timesteps", o.timesteps);
-  if (o.timesteps < 2) n.fail("timesteps", "must be >= 2");
+  n.check_int_range("timesteps", o.timesteps, 2, kMaxTimesteps);
   n.read("beta_start", o.beta_start);
   n.read("beta_end", o.beta_end);
-  check_range(n, "beta_start", o.beta_start, 1e-12, 0.999);
-  check_range(n, "beta_end", o.beta_end, o.beta_start, 0.999);
+  n.check_range("beta_start", o.beta_start, 1e-12, 0.999);
+  n.check_range("beta_end", o.beta_end, o.beta_start, 0.999);
   n.read("cosine_s", o.cosine_s);
-  check_range(n, "cosine_s", o.cosine_s, 0.0, 1.0);
+  n.check_range("cosine_s", o.cosine_s, 0.0, 1.0);
   n.read("max_beta", o.max_beta);
-  check_range(n, "max_beta", o.max_beta, 1e-6, 0.9999);
+  n.check_range("max_beta", o.max_beta, 1e-6, 0.9999);
   n.read("sigma_min", o.sigma_min);
-  check_positive(n, "sigma_min", o.sigma_min);
+  check_positive(n, "sigma_min", o.sigma_min, 1e3);
   n.read("sigma_max", o.sigma_max);
-  if (!(o.sigma_max > o.sigma_min)) n.fail("sigma_max", "must be greater than sigma_min");
+  if (!(o.sigma_max > o.sigma_min && o.sigma_max <= 1e6))
+    n.fail("sigma_max", "must lie in (sigma_min = " + format_double(o.sigma_min) + ", 1e6], found " +
+                            format_double(o.sigma_max));
   n.read("sigma_data", o.sigma_data);
-  check_positive(n, "sigma_data", o.sigma_data);
+  check_positive(n, "sigma_data", o.sigma_data, 1e3);
   n.read_enum("prediction", o.prediction, kPredictionNames);
   n.read_enum("weighting", o.weighting, kLossWeightingNames);
   n.read("min_snr_gamma", o.min_snr_gamma);
-  check_positive(n, "min_snr_gamma", o.min_snr_gamma);
+  check_positive(n, "min_snr_gamma", o.min_snr_gamma, 1e6);
   n.read("p_mean", o.p_mean);
+  n.check_range("p_mean", o.p_mean, -20.0, 20.0);
   n.read("p_std", o.p_std);
-  check_positive(n, "p_std", o.p_std);
+  check_positive(n, "p_std", o.p_std, 20.0);
   n.read("p_uncond", o.p_uncond);
-  check_range(n, "p_uncond", o.p_uncond, 0.0, 1.0);
+  n.check_range("p_uncond", o.p_uncond, 0.0, 1.0);
   n.read("vlb_weight", o.vlb_weight);
-  check_range(n, "vlb_weight", o.vlb_weight, 0.0, 1e6);
+  n.check_range("vlb_weight", o.vlb_weight, 0.0, 1e6);
   n.finish();
   return o;
 }
@@ -217,51 +262,60 @@ YAML::Node emit_diffusion(const DiffusionOptions& o) {
 TrainOptions parse_train(ConfigNode n) {
   TrainOptions o;
   n.read("steps", o.steps);
-  if (o.steps < 1) n.fail("steps", "must be >= 1");
+  n.check_int_range("steps", o.steps, 1, kMaxSteps);
   n.read("batch_size", o.batch_size);
-  if (o.batch_size < 1) n.fail("batch_size", "must be >= 1");
+  n.check_int_range("batch_size", o.batch_size, 1, 65536);
   n.read("lr", o.lr);
-  check_positive(n, "lr", o.lr);
+  check_positive(n, "lr", o.lr, 10.0);
   n.read("betas", o.betas);
   if (o.betas.size() != 2 || o.betas[0] < 0 || o.betas[0] >= 1 || o.betas[1] < 0 || o.betas[1] >= 1)
     n.fail("betas", "expected two numbers in [0, 1), e.g. [0.9, 0.999]");
   n.read("weight_decay", o.weight_decay);
-  check_range(n, "weight_decay", o.weight_decay, 0.0, 10.0);
+  n.check_range("weight_decay", o.weight_decay, 0.0, 10.0);
   n.read("adam_eps", o.adam_eps);
-  check_positive(n, "adam_eps", o.adam_eps);
+  check_positive(n, "adam_eps", o.adam_eps, 1.0);
   n.read("warmup_steps", o.warmup_steps);
-  if (o.warmup_steps < 0) n.fail("warmup_steps", "must be >= 0");
+  n.check_int_range("warmup_steps", o.warmup_steps, 0, kMaxSteps);
   n.read_enum("lr_schedule", o.lr_schedule, kLrScheduleNames);
   n.read("min_lr", o.min_lr);
-  check_range(n, "min_lr", o.min_lr, 0.0, o.lr);
+  n.check_range("min_lr", o.min_lr, 0.0, o.lr);
   n.read("grad_clip", o.grad_clip);
-  check_range(n, "grad_clip", o.grad_clip, 0.0, 1e12);
+  n.check_range("grad_clip", o.grad_clip, 0.0, 1e12);
   n.read("grad_accum", o.grad_accum);
-  if (o.grad_accum < 1) n.fail("grad_accum", "must be >= 1");
+  n.check_int_range("grad_accum", o.grad_accum, 1, 1024);
   n.read("ema_decay", o.ema_decay);
-  check_range(n, "ema_decay", o.ema_decay, 0.0, 1.0);
+  n.check_range("ema_decay", o.ema_decay, 0.0, 1.0);
   n.read("ema_warmup", o.ema_warmup);
   n.read_enum("precision", o.precision, kPrecisionNames);
   n.read("device", o.device);
+  if (!is_device_name(o.device))
+    n.fail("device", "unknown device '" + o.device + "'; valid devices: auto, cpu, cuda, cuda:N");
   n.read("seed", o.seed);
+  n.check_int_range("seed", o.seed, 0, std::numeric_limits<int64_t>::max());
   n.read("log_every", o.log_every);
-  if (o.log_every < 1) n.fail("log_every", "must be >= 1");
+  n.check_int_range("log_every", o.log_every, 1, kMaxSteps);
   n.read("sample_every", o.sample_every);
-  if (o.sample_every < 0) n.fail("sample_every", "must be >= 0 (0 disables)");
+  n.check_int_range("sample_every", o.sample_every, 0, kMaxSteps);
   n.read("ckpt_every", o.ckpt_every);
-  if (o.ckpt_every < 1) n.fail("ckpt_every", "must be >= 1");
+  n.check_int_range("ckpt_every", o.ckpt_every, 1, kMaxSteps);
   n.read("keep", o.keep);
-  if (o.keep < 0) n.fail("keep", "must be >= 0");
+  n.check_int_range("keep", o.keep, 0, 1000);
   n.read("channels_last", o.channels_last);
   n.read("num_threads", o.num_threads);
-  if (o.num_threads < 0) n.fail("num_threads", "must be >= 0 (0 = LibTorch default)");
+  n.check_int_range("num_threads", o.num_threads, 0, kMaxThreads);
   ConfigNode s = n.child("sample");
   s.read("sampler", o.sample.sampler);
+  try {
+    find_sampler(o.sample.sampler);
+  } catch (const ConfigError& e) {
+    s.fail("sampler", e.what());
+  }
   s.read("steps", o.sample.steps);
-  if (o.sample.steps < 1) s.fail("steps", "must be >= 1");
+  s.check_int_range("steps", o.sample.steps, 1, 10000);
   s.read("count", o.sample.count);
-  if (o.sample.count < 1) s.fail("count", "must be >= 1");
+  s.check_int_range("count", o.sample.count, 1, 1024);
   s.read("cfg", o.sample.cfg);
+  s.check_range("cfg", o.sample.cfg, 0.0, 100.0);
   s.finish();
   n.finish();
   return o;

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -73,7 +74,9 @@ std::vector<T> parse_ranges(const std::string& text, const std::string& flag, bo
   auto number = [&](const std::string& s, const std::string& part) {
     if (s.empty()) throw bad(part);
     char* end = nullptr;
+    errno = 0;
     long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno == ERANGE) throw UsageError(flag + ": number '" + s + "' does not fit in 64 bits");
     if (*end != '\0' || (!allow_negative && v < 0)) throw bad(part);
     return static_cast<T>(v);
   };

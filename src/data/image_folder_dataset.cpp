@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "diffuse/core/error.h"
+#include "diffuse/io/image_io.h"
 
 #if DIFFUSE_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -38,13 +39,28 @@ std::vector<std::string> sorted_images_in(const fs::path& folder) {
 #if DIFFUSE_WITH_OPENCV
 
 // Decodes `file` to RGB or grey uint8 of `channels` (0: the file's own) scaled so that the
-// shorter side is `resolution` and centre-cropped; returns an empty Mat when unreadable.
-cv::Mat decode(const std::string& file, int channels, int resolution, bool allow_upscale) {
+// shorter side is `resolution` and centre-cropped; returns an empty Mat and says why in
+// `unreadable` when the file is not a readable image.
+cv::Mat decode(const std::string& file, int channels, int resolution, bool allow_upscale,
+               std::string& unreadable) {
   const int flags = channels == 1 ? cv::IMREAD_GRAYSCALE
                   : channels == 3 ? cv::IMREAD_COLOR
                                   : cv::IMREAD_ANYCOLOR;
-  cv::Mat image = cv::imread(file, flags);
-  if (image.empty()) return image;
+  cv::Mat image;
+  try {
+    const std::string bytes = read_checked_image_bytes(file);
+    image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())), flags);
+  } catch (const DataError& e) {
+    unreadable = e.what();
+    return {};
+  } catch (const cv::Exception& e) {
+    unreadable = file + ": cannot decode the image: " + e.err;
+    return {};
+  }
+  if (image.empty()) {
+    unreadable = file + ": cannot decode the image (corrupt or not an image)";
+    return image;
+  }
   if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
   if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   if (resolution <= 0) return image;
@@ -110,11 +126,10 @@ std::shared_ptr<ImageTensorDataset> load_image_folder_dataset(const DataOptions&
   int64_t skipped = 0;
   for (const auto& entry : listing.entries) {
     if (images.size() == wanted) break;
-    cv::Mat image = decode(entry.file, options.channels, options.resolution, options.allow_upscale);
+    std::string unreadable;
+    cv::Mat image = decode(entry.file, options.channels, options.resolution, options.allow_upscale, unreadable);
     if (image.empty()) {
-      if (!options.skip_corrupt)
-        throw DataError(entry.file + ": cannot decode the image (corrupt or not an image); "
-                        "set data.skip_corrupt: true to skip such files");
+      if (!options.skip_corrupt) throw DataError(unreadable + "; set data.skip_corrupt: true to skip such files");
       ++skipped;
       continue;
     }

@@ -14,8 +14,9 @@ std::shared_ptr<ImageTensorDataset> make_random_dataset(const DataOptions& optio
   if (options.resolution <= 0)
     throw ConfigError("data.resolution: the random dataset needs an image size > 0, found " +
                       std::to_string(options.resolution));
-  if (options.channels != 1 && options.channels != 3)
-    throw ConfigError("data.channels: the random dataset needs 1 or 3 channels, found " +
+  // Any channel count: synthetic latents (4 channels) benchmark latent models as well.
+  if (options.channels < 1)
+    throw ConfigError("data.channels: the random dataset needs a channel count >= 1, found " +
                       std::to_string(options.channels));
   const int64_t size = options.limit > 0 ? options.limit : kDefaultSize;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(kSeed);

@@ -1,6 +1,7 @@
 #include "diffuse/inverse/restore_task.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "diffuse/core/error.h"
 
@@ -21,12 +22,6 @@ std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
   return out.empty() ? "none" : out;
-}
-
-void check_range(ConfigNode& n, const std::string& key, double value, double lo, double hi) {
-  if (!(value >= lo && value <= hi))
-    n.fail(key, "must lie in [" + format_double(lo) + ", " + format_double(hi) + "], found " +
-                    format_double(value));
 }
 
 // Keys that belong to another variant (e.g. keep_fraction under inpaint_box) are errors that
@@ -54,14 +49,14 @@ OperatorOptions parse_operator(ConfigNode n) {
   const auto uses = [&](const char* key) { return contains(keys, key); };
   if (uses("box_size")) {
     n.read("box_size", o.box_size);
-    if (o.box_size < 1) n.fail("box_size", "must be >= 1 pixel");
+    n.check_int_range("box_size", o.box_size, 1, 4096);
     n.read("random_box", o.random_box);
     for (const char* key : {"box_top", "box_left"}) {
       if (o.random_box && n.has(key))
         n.fail(key, "cannot be set together with random_box: true (the position is drawn from seed)");
       int64_t& value = std::string(key) == "box_top" ? o.box_top : o.box_left;
       n.read(key, value);
-      if (value < -1) n.fail(key, "must be >= 0, or -1 to centre the box");
+      if (value < -1 || value > 4096) n.fail(key, "must lie in [0, 4096], or be -1 to centre the box");
     }
     if (!o.random_box && n.has("seed"))
       n.fail("seed", "only used with random_box: true (a fixed box has no randomness)");
@@ -73,16 +68,17 @@ OperatorOptions parse_operator(ConfigNode n) {
   }
   if (uses("kernel_size")) {
     n.read("kernel_size", o.kernel_size);
-    if (o.kernel_size < 1 || o.kernel_size % 2 == 0)
-      n.fail("kernel_size", "must be an odd number >= 1, found " + std::to_string(o.kernel_size));
+    if (o.kernel_size < 1 || o.kernel_size > 255 || o.kernel_size % 2 == 0)
+      n.fail("kernel_size", "must be an odd number in [1, 255], found " + std::to_string(o.kernel_size));
   }
   if (uses("blur_sigma")) {
     n.read("blur_sigma", o.blur_sigma);
-    if (!(o.blur_sigma > 0.0)) n.fail("blur_sigma", "must be > 0 pixels, found " + format_double(o.blur_sigma));
+    if (!(o.blur_sigma > 0.0 && o.blur_sigma <= 100.0))
+      n.fail("blur_sigma", "must lie in (0, 100] pixels, found " + format_double(o.blur_sigma));
   }
   if (uses("intensity")) {
     n.read("intensity", o.intensity);
-    check_range(n, "intensity", o.intensity, 0.0, 1.0);
+    n.check_range("intensity", o.intensity, 0.0, 1.0);
   }
   if (uses("factor")) {
     n.read("factor", o.factor);
@@ -91,7 +87,7 @@ OperatorOptions parse_operator(ConfigNode n) {
   if (uses("seed")) {
     auto seed = static_cast<int64_t>(o.seed);
     n.read("seed", seed);
-    if (seed < 0) n.fail("seed", "must be >= 0");
+    n.check_int_range("seed", seed, 0, std::numeric_limits<int64_t>::max());
     o.seed = static_cast<uint64_t>(seed);
   }
   n.finish();
@@ -124,11 +120,11 @@ MeasurementNoiseOptions parse_noise(ConfigNode n) {
                       std::string("noise type '") + enum_name(o.type, kMeasurementNoiseTypeNames) + "'");
   if (gaussian) {
     n.read("sigma", o.sigma);
-    if (!(o.sigma >= 0.0)) n.fail("sigma", "must be >= 0, found " + format_double(o.sigma));
+    n.check_range("sigma", o.sigma, 0.0, 10.0);
   } else {
     n.read("rate", o.rate);
-    if (!(o.rate > 0.0))
-      n.fail("rate", "must be > 0 (expected photon count of a white pixel), found " + format_double(o.rate));
+    if (!(o.rate > 0.0 && o.rate <= 1e9))
+      n.fail("rate", "must lie in (0, 1e9] (expected photon count of a white pixel), found " + format_double(o.rate));
   }
   n.finish();
   return o;
@@ -161,18 +157,18 @@ RestoreTask parse_restore_task(ConfigNode& root) {
   t.noise = parse_noise(root.child("noise"));
   root.read_enum("method", t.dps.method, kDpsMethodNames);
   root.read("zeta", t.dps.zeta);
-  if (!(t.dps.zeta > 0.0)) root.fail("zeta", "must be > 0, found " + format_double(t.dps.zeta));
+  if (!(t.dps.zeta > 0.0 && t.dps.zeta <= 1e6))
+    root.fail("zeta", "must lie in (0, 1e6], found " + format_double(t.dps.zeta));
   root.read("normalize_zeta", t.dps.normalize_zeta);
   root.read("clip_denoised", t.dps.clip_denoised);
-  if (!(t.dps.clip_denoised >= 0.0))
-    root.fail("clip_denoised", "must be >= 0 (0 = no clamp), found " + format_double(t.dps.clip_denoised));
+  root.check_range("clip_denoised", t.dps.clip_denoised, 0.0, 1000.0);
   root.read("steps", t.steps);
-  if (t.steps < 1) root.fail("steps", "must be >= 1");
+  root.check_int_range("steps", t.steps, 1, 100000);
   root.read_enum("spacing", t.spacing, kTimestepSpacingNames);
   root.read("class", t.class_label);
   if (t.class_label < -1) root.fail("class", "must be -1 (unconditional) or a class label >= 0");
   root.read("cfg", t.cfg);
-  if (!(t.cfg >= 0.0)) root.fail("cfg", "must be >= 0, found " + format_double(t.cfg));
+  root.check_range("cfg", t.cfg, 0.0, 100.0);
   if (t.class_label == -1 && t.cfg != 1.0)
     root.fail("cfg", "classifier-free guidance needs a class; set class to a label or leave cfg at 1");
   root.finish();

@@ -1,5 +1,7 @@
 #include "diffuse/io/image_io.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -26,6 +28,58 @@ std::string lower_extension(const std::string& path) {
 }
 
 bool is_netpbm(const std::string& ext) { return ext == ".pgm" || ext == ".ppm"; }
+
+void check_image_size(const std::string& path, int64_t width, int64_t height) {
+  constexpr int64_t kMaxSide = int64_t{1} << 14;
+  if (width < 1 || height < 1 || width > kMaxSide || height > kMaxSide || width * height > kMaxImagePixels)
+    throw DataError(path + ": the image header claims " + std::to_string(width) + "x" + std::to_string(height) +
+                    " pixels; diffuse reads images of 1x1 up to " + std::to_string(kMaxSide) + "x" +
+                    std::to_string(kMaxSide));
+}
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(path + ": cannot open for reading");
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) throw DataError(path + ": read failed");
+  return content.str();
+}
+
+uint32_t big_endian_u32(const std::string& bytes, size_t pos) {
+  uint32_t value = 0;
+  for (size_t i = 0; i < 4; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[pos + i]);
+  return value;
+}
+
+// Walks the chunks of a PNG (length, type, data, CRC-32 of type and data) up to IEND, so that
+// truncated and damaged files are refused here instead of by libpng, which prints to stderr.
+void check_png(const std::string& path, const std::string& bytes) {
+  constexpr size_t kSignature = 8;
+  size_t pos = kSignature;
+  bool header_seen = false;
+  while (true) {
+    if (pos + 12 > bytes.size())
+      throw DataError(path + ": truncated PNG: the file ends at byte " + std::to_string(bytes.size()) +
+                      " before its IEND chunk");
+    const uint32_t length = big_endian_u32(bytes, pos);
+    const std::string type = bytes.substr(pos + 4, 4);
+    if (length > (uint32_t{1} << 31) || pos + 12 + length > bytes.size())
+      throw DataError(path + ": truncated PNG: chunk '" + type + "' at byte " + std::to_string(pos) +
+                      " needs " + std::to_string(length) + " bytes that the file does not hold");
+    const auto* data = reinterpret_cast<const Bytef*>(bytes.data() + pos + 4);
+    const auto crc = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), data, length + 4));
+    if (crc != big_endian_u32(bytes, pos + 8 + length))
+      throw DataError(path + ": corrupt PNG: CRC mismatch in chunk '" + type + "' at byte " + std::to_string(pos));
+    if (!header_seen) {
+      if (type != "IHDR" || length != 13) throw DataError(path + ": corrupt PNG: the first chunk is not IHDR");
+      check_image_size(path, big_endian_u32(bytes, pos + 8), big_endian_u32(bytes, pos + 12));
+      header_seen = true;
+    }
+    if (type == "IEND") return;
+    pos += 12 + length;
+  }
+}
 
 void check_image_shape(const std::string& path, const torch::Tensor& image) {
   if (image.dim() != 3 || (image.size(0) != 1 && image.size(0) != 3))
@@ -78,11 +132,7 @@ int64_t netpbm_number(const std::string& path, const std::string& bytes, size_t&
 
 // [H, W, C] uint8 from a P5 / P6 file.
 torch::Tensor decode_netpbm(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open for reading");
-  std::ostringstream content;
-  content << in.rdbuf();
-  const std::string bytes = content.str();
+  const std::string bytes = read_file_bytes(path);
   size_t pos = 0;
   const std::string magic = netpbm_token(path, bytes, pos);
   if (magic != "P5" && magic != "P6")
@@ -90,6 +140,7 @@ torch::Tensor decode_netpbm(const std::string& path) {
                     magic.substr(0, 8) + "'");
   const int64_t width = netpbm_number(path, bytes, pos, "width");
   const int64_t height = netpbm_number(path, bytes, pos, "height");
+  check_image_size(path, width, height);
   const int64_t maxval = netpbm_number(path, bytes, pos, "maxval");
   if (maxval != 255)
     throw DataError(path + ": PGM/PPM maxval expected 255, found " + std::to_string(maxval));
@@ -202,7 +253,13 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
     const int flags = channels == 1 ? cv::IMREAD_GRAYSCALE
                     : channels == 3 ? cv::IMREAD_COLOR
                                     : cv::IMREAD_ANYCOLOR;
-    cv::Mat image = cv::imread(path, flags);
+    const std::string bytes = read_checked_image_bytes(path);
+    cv::Mat image;
+    try {
+      image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data())), flags);
+    } catch (const cv::Exception& e) {
+      throw DataError(path + ": cannot decode the image: " + e.err);
+    }
     if (image.empty()) throw DataError(path + ": cannot decode the image (corrupt or not an image)");
     if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
     if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
@@ -224,6 +281,13 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
     }
   }
   return chw.div(127.5).sub(1.0).contiguous();
+}
+
+std::string read_checked_image_bytes(const std::string& path) {
+  std::string bytes = read_file_bytes(path);
+  static const std::string kPngSignature("\x89PNG\r\n\x1a\n", 8);
+  if (bytes.compare(0, kPngSignature.size(), kPngSignature) == 0) check_png(path, bytes);
+  return bytes;
 }
 
 std::string image_extension(int64_t channels) {

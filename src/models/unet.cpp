@@ -451,8 +451,15 @@ UNetLayout validate_options(const ModelOptions& options) {
 
   UNetLayout layout;
   layout.level_sizes.push_back(options.image_size);
-  for (size_t level = 1; level < u.channel_mult.size(); ++level)
+  for (size_t level = 1; level < u.channel_mult.size(); ++level) {
+    // Halving a 1-pixel map gives 1 pixel again: such levels would add nothing but weights.
+    if (layout.level_sizes.back() < 2)
+      fail("model.unet.channel_mult has " + std::to_string(u.channel_mult.size()) + " levels, but a " +
+           std::to_string(options.image_size) + "x" + std::to_string(options.image_size) +
+           " image is down to 1 pixel after " + std::to_string(level - 1) +
+           " halvings; use at most " + std::to_string(level) + " levels or larger images");
     layout.level_sizes.push_back(downsampled_size(layout.level_sizes.back()));
+  }
 
   // Widths that get attention: the listed levels, and always the middle block.
   std::vector<int64_t> attention_widths{widths.back()};

@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <zlib.h>
+
+#include <array>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "diffuse/core/config_node.h"
@@ -13,6 +18,61 @@ namespace diffuse {
 namespace {
 
 constexpr const char* kFormat = "diffuse-checkpoint-1";
+
+// The trailer after the LibTorch archive: magic, archive length (u64 little-endian), CRC-32
+// of the archive bytes (u32 little-endian). A whole-file checksum rather than one per tensor:
+// it also covers the metadata, the optimizer state and the zip directory, and its length
+// field catches truncation; the archive's "checksum" key catches a trailer that is no
+// longer at the end (bytes appended) or was cut off. LibTorch's zip reader finds its
+// directory from the end and skips trailing bytes, so older diffuse versions still read
+// these files.
+constexpr std::array<char, 8> kTrailerMagic{'D', 'F', 'S', 'C', 'R', 'C', '3', '2'};
+constexpr size_t kTrailerSize = kTrailerMagic.size() + 8 + 4;
+constexpr const char* kChecksumKey = "checksum";
+constexpr const char* kChecksumKind = "crc32-trailer";
+
+// CRC-32 of the first `length` bytes of `path`, read in chunks (checkpoints can be many GB).
+uint32_t file_crc32(const std::string& path, uint64_t length) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CheckpointError(path + ": cannot open for reading");
+  std::vector<char> buffer(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (uint64_t left = length; left > 0;) {
+    const auto chunk = static_cast<std::streamsize>(std::min<uint64_t>(left, buffer.size()));
+    if (!in.read(buffer.data(), chunk)) throw CheckpointError(path + ": read failed while checking the checksum");
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(chunk));
+    left -= static_cast<uint64_t>(chunk);
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+void put_le(char* out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+}
+
+uint64_t get_le(const char* in, int bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  return value;
+}
+
+void append_checksum_trailer(const std::string& path) {
+  const uint64_t length = std::filesystem::file_size(path);
+  std::array<char, kTrailerSize> trailer{};
+  std::memcpy(trailer.data(), kTrailerMagic.data(), kTrailerMagic.size());
+  put_le(trailer.data() + 8, length, 8);
+  put_le(trailer.data() + 16, file_crc32(path, length), 4);
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out.write(trailer.data(), static_cast<std::streamsize>(trailer.size()));
+  out.flush();
+  if (!out) throw CheckpointError(path + ": cannot write the checksum (disk full?)");
+}
+
+std::string hex32(uint32_t value) {
+  char text[16];
+  std::snprintf(text, sizeof(text), "%08x", value);
+  return text;
+}
 
 std::string shape_text(const torch::Tensor& t) {
   std::ostringstream s;
@@ -49,6 +109,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
   namespace fs = std::filesystem;
   torch::serialize::OutputArchive archive;
   archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write(kChecksumKey, c10::IValue(std::string(kChecksumKind)));
   archive.write("config", c10::IValue(meta.config_yaml));
   archive.write("class_names", c10::IValue(join_lines(meta.class_names)));
   archive.write("step", c10::IValue(meta.step));
@@ -73,17 +134,58 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
   const std::string tmp = path + ".tmp";
   try {
     archive.save_to(tmp);
+    append_checksum_trailer(tmp);
   } catch (const c10::Error& e) {
     fs::remove(tmp);
     throw CheckpointError(path + ": cannot write checkpoint: " + e.what_without_backtrace());
+  } catch (const CheckpointError&) {
+    fs::remove(tmp);
+    throw;
   }
   std::error_code ec;
   fs::rename(tmp, target, ec);
   if (ec) throw CheckpointError(path + ": cannot rename the temp checkpoint into place: " + ec.message());
 }
 
+ChecksumReport verify_checkpoint_checksum(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw CheckpointError(path + ": checkpoint file not found");
+  if (!fs::is_regular_file(path, ec)) throw CheckpointError(path + ": is not a regular file");
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) throw CheckpointError(path + ": cannot read the file size: " + ec.message());
+  ChecksumReport report;
+  if (size < kTrailerSize) return report;
+  std::array<char, kTrailerSize> trailer{};
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(size - kTrailerSize));
+    if (!in.read(trailer.data(), static_cast<std::streamsize>(trailer.size())))
+      throw CheckpointError(path + ": cannot read the file (permissions?)");
+  }
+  if (std::memcmp(trailer.data(), kTrailerMagic.data(), kTrailerMagic.size()) != 0) return report;
+  report.present = true;
+  report.archive_bytes = get_le(trailer.data() + 8, 8);
+  report.crc32 = static_cast<uint32_t>(get_le(trailer.data() + 16, 4));
+  if (report.archive_bytes != size - kTrailerSize)
+    throw CheckpointError(path + ": corrupt checkpoint: its checksum trailer records " +
+                          std::to_string(report.archive_bytes) + " archive bytes but " +
+                          std::to_string(size - kTrailerSize) + " precede it (truncated or spliced file)");
+  const uint32_t actual = file_crc32(path, report.archive_bytes);
+  if (actual != report.crc32)
+    throw CheckpointError(path + ": corrupt checkpoint: checksum mismatch (CRC-32 of its " +
+                          std::to_string(report.archive_bytes) + " archive bytes is " + hex32(actual) +
+                          ", the trailer records " + hex32(report.crc32) + "); use another checkpoint");
+  return report;
+}
+
+std::string describe_checksum(const ChecksumReport& report) {
+  if (!report.present) return "none (written before diffuse checksummed checkpoints; not verified)";
+  return "ok (CRC-32 " + hex32(report.crc32) + " of " + std::to_string(report.archive_bytes) + " bytes)";
+}
+
 CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
-  if (!std::filesystem::exists(path)) throw CheckpointError(path + ": checkpoint file not found");
+  checksum_ = verify_checkpoint_checksum(path);
   try {
     archive_.load_from(path);
   } catch (const c10::Error& e) {
@@ -94,6 +196,14 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   if (!archive_.try_read("format", value) || !value.isString() || value.toStringRef() != kFormat)
     throw CheckpointError(path + ": not a diffuse checkpoint (no '" + std::string(kFormat) +
                           "' format tag; was it written by another tool?)");
+  if (!checksum_.present) {
+    c10::IValue kind;
+    if (archive_.try_read(kChecksumKey, kind))
+      throw CheckpointError(path + ": corrupt checkpoint: the checksum trailer is no longer at the end of the "
+                            "file (bytes were appended after it, or it was cut off)");
+    spdlog::warn("{}: checkpoint without a checksum (written by an older diffuse); its bytes cannot be verified",
+                 path);
+  }
   auto read_string = [&](const char* key) {
     c10::IValue v;
     if (!archive_.try_read(key, v) || !v.isString())
@@ -174,13 +284,11 @@ void CheckpointReader::load_optimizer(torch::optim::Optimizer& optimizer) {
 }
 
 torch::Device resolve_device(const std::string& text, const std::string& what) {
+  // LibTorch's own parser takes more than the documented names (other backends, "cpu:0").
+  if (!is_device_name(text))
+    throw ConfigError(what + ": unknown device '" + text + "'; valid devices: auto, cpu, cuda, cuda:N");
   if (text == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(text);
-  } catch (const c10::Error&) {
-    throw ConfigError(what + ": unknown device '" + text + "'; expected auto, cpu, cuda or cuda:N");
-  }
+  torch::Device device(text);
   if (device.is_cuda()) {
     if (!torch::cuda::is_available())
       throw ConfigError(what + ": device '" + text + "' asked for, but this build or machine has no CUDA");
@@ -189,8 +297,6 @@ torch::Device resolve_device(const std::string& text, const std::string& what) {
       throw ConfigError(what + ": device '" + text + "' does not exist (" +
                         std::to_string(torch::cuda::device_count()) + " CUDA devices)");
     if (!device.has_index()) device = torch::Device(torch::kCUDA, 0);
-  } else if (!device.is_cpu()) {
-    throw ConfigError(what + ": unsupported device '" + text + "'; expected auto, cpu, cuda or cuda:N");
   }
   return device;
 }

@@ -16,6 +16,7 @@
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/io/tensor_file.h"
 #include "diffuse/losses/dsm_loss.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/generate.h"
@@ -113,10 +114,13 @@ class TrainingRun {
   TrainResult run();
 
  private:
+  void prepare_run_dir() const;
   void build();
+  void create_run_dir() const;
   LoaderState resume(const std::string& path);
   void step_once();
   void log_progress();
+  GenerateOptions sample_options() const;
   void write_samples();
   std::string save_checkpoint();
 
@@ -144,9 +148,33 @@ class TrainingRun {
   // window began before the stop.
   int64_t timed_steps_ = 0;
   std::chrono::steady_clock::time_point window_start_, run_start_;
+  // Seconds of the window spent drawing sample grids and writing checkpoints, which the
+  // img/s figure leaves out (it measures training) and the log reports on their own.
+  double window_sample_s_ = 0.0, window_ckpt_s_ = 0.0;
   int64_t run_start_step_ = 0;
   double last_loss_ = 0.0;
 };
+
+// A fresh run must not mix its files with an earlier run's (metrics.jsonl would gain a
+// second series, ckpt/last.pt would be replaced): refused unless --overwrite says so.
+void TrainingRun::prepare_run_dir() const {
+  const fs::path dir = config_.run_dir;
+  if (!options_.resume.empty() || !fs::is_directory(dir)) return;
+  std::vector<std::string> found;
+  for (const char* name : {"config.yaml", "metrics.jsonl", "ckpt", "samples"}) {
+    const fs::path path = dir / name;
+    if (fs::is_directory(path) ? !fs::is_empty(path) : fs::exists(path)) found.emplace_back(name);
+  }
+  if (found.empty()) return;
+  std::string listed;
+  for (const auto& name : found) listed += (listed.empty() ? "" : ", ") + name;
+  if (!options_.overwrite)
+    throw ConfigError("run_dir '" + dir.string() + "' already holds a run (" + listed + "); pass --resume " +
+                      (dir / "ckpt" / "last.pt").string() + " to continue it, --overwrite to replace it, " +
+                      "or set run_dir to a new folder");
+  spdlog::warn("--overwrite: removing the earlier run's {} in {}", listed, dir.string());
+  for (const auto& name : found) fs::remove_all(dir / name);
+}
 
 void TrainingRun::build() {
   auto& c = config_;
@@ -185,18 +213,25 @@ void TrainingRun::build() {
                    .weight_decay(c.train.weight_decay)
                    .eps(c.train.adam_eps));
   noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+  // The periodic sample settings are checked now rather than at the first grid, hours in.
+  if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
   autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
   if (!device_.is_cuda() && c.train.precision == Precision::bf16)
     spdlog::info("train.precision bf16 applies to CUDA; training in fp32 on {}", device_.str());
 
   run_dir_ = c.run_dir;
-  fs::create_directories(run_dir_ / "ckpt");
-  fs::create_directories(run_dir_ / "samples");
-  write_text_file_atomic((run_dir_ / "config.yaml").string(), to_yaml_string(emit_experiment_config(c)));
   spdlog::info("model: {} ({} parameters), {} {}x{}x{} images, {} classes, device {}",
                c.model.preset.empty() ? enum_name(c.model.arch, kModelArchNames) : c.model.preset,
                count_parameters(*net), info.size, info.channels, info.height, info.width,
                c.model.num_classes, device_.str());
+}
+
+// Written only once everything is checked (config, data, model, the checkpoint to resume),
+// so that a run refused at the start leaves no folder behind.
+void TrainingRun::create_run_dir() const {
+  fs::create_directories(run_dir_ / "ckpt");
+  fs::create_directories(run_dir_ / "samples");
+  write_text_file_atomic((run_dir_ / "config.yaml").string(), to_yaml_string(emit_experiment_config(config_)));
 }
 
 LoaderState TrainingRun::resume(const std::string& path) {
@@ -265,29 +300,36 @@ void TrainingRun::log_progress() {
   const double total_s = std::chrono::duration<double>(now - run_start_).count();
   const double mean_loss = loss_sum_.item<double>() / static_cast<double>(window_steps_);
   const int64_t images = timed_steps_ * config_.train.batch_size * config_.train.grad_accum;
-  const double img_s = images / std::max(window_s, 1e-9);
+  const double train_s = window_s - window_sample_s_ - window_ckpt_s_;
+  const double img_s = images / std::max(train_s, 1e-9);
   const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
   const double eta = static_cast<double>(config_.train.steps - step_) / std::max(steps_per_s, 1e-9);
   const double lr = learning_rate_at(config_.train, step_ - 1);
   if (!std::isfinite(mean_loss))
     throw Error("training diverged: loss is " + std::to_string(mean_loss) + " at step " +
                 std::to_string(step_) + " (lower train.lr or enable train.grad_clip)");
-  spdlog::info("step {}/{} {} {:.0f}% | loss {:.4f} | lr {:.2e} | {:.0f} img/s | ETA {}", step_,
-               config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),
-               100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, format_duration(eta));
+  spdlog::info("step {}/{} {} {:.0f}% | loss {:.4f} | lr {:.2e} | {:.0f} img/s | sampling {:.1f} s, "
+               "checkpoints {:.1f} s | ETA {}",
+               step_, config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),
+               100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, window_sample_s_, window_ckpt_s_,
+               format_duration(eta));
+  const auto tenths = [](double value) { return format_double(std::round(value * 10) / 10); };
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
-          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 10) / 10)
-          << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10)
+          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << tenths(img_s)
+          << ", \"sample_s\": " << format_double(std::round(window_sample_s_ * 1000) / 1000)
+          << ", \"ckpt_s\": " << format_double(std::round(window_ckpt_s_ * 1000) / 1000)
+          << ", \"elapsed_s\": " << tenths(total_s)
           << ", \"peak_memory_mb\": " << compat::peak_memory_bytes(device_) / (1 << 20) << "}\n";
   last_loss_ = mean_loss;
   loss_sum_ = torch::Tensor();
   window_steps_ = 0;
   timed_steps_ = 0;
+  window_sample_s_ = window_ckpt_s_ = 0.0;
   window_start_ = now;
 }
 
-void TrainingRun::write_samples() {
+GenerateOptions TrainingRun::sample_options() const {
   const auto& s = config_.train.sample;
   GenerateOptions g;
   g.sampler = s.sampler;
@@ -299,19 +341,36 @@ void TrainingRun::write_samples() {
   g.bf16 = autocast_;
   // As diffuse sample does by default: x̂0 clamped to the image range, latents left alone.
   if (config_.data.type != DatasetType::latents) g.sampler_options.clip_denoised = 1.0;
+  return g;
+}
+
+void TrainingRun::write_samples() {
+  const auto start = std::chrono::steady_clock::now();
   // Sampling must not disturb the training random streams (dropout draws from the default generator).
   const auto saved_default = dropout_generator().get_state();
-  auto images = generate_samples(ema_precond_, g);
+  auto images = generate_samples(ema_precond_, sample_options());
   dropout_generator().set_state(saved_default);
   const int64_t classes = config_.model.num_classes;
-  const int64_t cols = conditional_ && classes <= 16 ? classes
-                                                     : static_cast<int64_t>(std::ceil(std::sqrt(s.count)));
-  const auto path = run_dir_ / "samples" / ("step_" + std::to_string(step_) + image_extension(images.size(1)));
-  write_image_grid(path.string(), images, cols);
-  spdlog::info("wrote {}", path.string());
+  const int64_t channels = images.size(1);
+  const auto stem = run_dir_ / "samples" / ("step_" + std::to_string(step_));
+  std::string path;
+  if (channels == 1 || channels == 3) {
+    const int64_t count = config_.train.sample.count;
+    const int64_t cols = conditional_ && classes <= 16 ? classes
+                                                       : static_cast<int64_t>(std::ceil(std::sqrt(count)));
+    path = stem.string() + image_extension(channels);
+    write_image_grid(path, images, cols);
+  } else {
+    // Latents are not pictures; the samples are kept as a tensor for a decoder to turn into some.
+    path = stem.string() + ".pt";
+    write_tensor_file(path, images);
+  }
+  window_sample_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("wrote {}", path);
 }
 
 std::string TrainingRun::save_checkpoint() {
+  const auto start = std::chrono::steady_clock::now();
   CheckpointMeta meta;
   meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
   meta.class_names = dataset_->info().class_names;
@@ -333,6 +392,7 @@ std::string TrainingRun::save_checkpoint() {
   fs::rename(dir / "last.pt.tmp", last);
   prune_checkpoints(dir, config_.train.keep);
   if (config_.train.keep == 0) fs::remove(numbered);
+  window_ckpt_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("checkpoint {}", last.string());
   return last.string();
 }
@@ -343,6 +403,7 @@ TrainResult TrainingRun::run() {
   // the networks are built so that a run repeats whatever ran before it in the process, and
   // save its state in checkpoints so that resuming continues the same stream.
   dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
+  prepare_run_dir();
   build();
   LoaderOptions lo;
   lo.batch_size = t.batch_size;
@@ -354,6 +415,7 @@ TrainResult TrainingRun::run() {
   lo.prefetch_batches = config_.data.prefetch_batches;
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
+  create_run_dir();
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
   precond_->train();
 
@@ -364,9 +426,10 @@ TrainResult TrainingRun::run() {
     step_once();
     const bool last = step_ == t.steps;
     if (step_ % t.log_every == 0 || last) log_progress();
-    if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last)) write_samples();
     const bool stop = options_.stop_requested && options_.stop_requested->load();
+    // The checkpoint comes first, so that a failing or interrupted sample grid loses no training.
     if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
+    if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last) && !stop) write_samples();
     if (stop && !last) {
       // No metrics row for the partial logging window: the checkpoint carries it, so the
       // resumed run writes the same rows as one that never stopped.

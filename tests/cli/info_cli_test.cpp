@@ -67,15 +67,22 @@ TEST(InfoCli, UnknownFlagExitsWith2) {
   EXPECT_CONTAINS(r.err, "unknown flag '--confg'");
 }
 
-TEST(InfoCli, MissingDatasetFolderIsOneErrorLine) {
+TEST(InfoCli, AMissingDatasetFolderIsSaidAndTheModelStillSummarised) {
   test::TempDir dir;
   const std::string config = dir.file("c.yaml");
-  test::write_file(config, "data:\n  path: " + dir.file("nowhere") + "\n");
+  test::write_file(config, "data:\n  path: " + dir.file("nowhere") + "\nmodel:\n  preset: unet_small\n");
   const auto r = test::run_diffuse({"info", "--config", config});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
-  EXPECT_CONTAINS(r.err, dir.file("nowhere"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_CONTAINS(r.out, "dataset:  missing: ");
+  EXPECT_CONTAINS(r.out, dir.file("nowhere"));
+  // idx data is MNIST-shaped (1×28×28, 10 classes) when it is not there to ask.
+  EXPECT_CONTAINS(r.out, "model:    unet (preset unet_small), input 1x28x28, 10 classes");
+  // A preview needs the data itself: still an error then.
+  const auto preview = test::run_diffuse({"info", "--config", config, "--out", dir.file("out")});
+  EXPECT_EQ(preview.exit_code, 1);
+  EXPECT_EQ(line_count(preview.err), 1u) << preview.err;
+  EXPECT_CONTAINS(preview.err, dir.file("nowhere"));
 }
 
 TEST(InfoCli, MisspelledConfigKeyNamesFileLineAndValidKeys) {

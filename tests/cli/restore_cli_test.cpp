@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "diffuse/io/image_io.h"
 #include "support/dataset_files.h"
 #include "support/expect_text.h"
@@ -100,15 +102,14 @@ TEST_F(RestoreCli, InpaintsAFolderAndWritesEveryOutput) {
   // Rows per image, columns clean | measurement | restored: 3 · (12 + 2) + 2 = 44 square.
   EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 44, 44}));
 
-  const std::string metrics = read_text(out.file("o/metrics.json"));
-  EXPECT_CONTAINS(metrics, "\"name\": \"img0\"");
-  EXPECT_CONTAINS(metrics, "\"name\": \"img2\"");
-  EXPECT_CONTAINS(metrics, "\"psnr\": ");
-  EXPECT_CONTAINS(metrics, "\"naive_psnr\": ");
-  EXPECT_CONTAINS(metrics, "\"ssim\": ");
-  EXPECT_CONTAINS(metrics, "\"mean\": {\"psnr\": ");
-  EXPECT_CONTAINS(metrics, "\"seconds_per_image\": ");
-  EXPECT_EQ(metrics.find("\"psnr\": null"), std::string::npos) << metrics;
+  const auto metrics = nlohmann::json::parse(read_text(out.file("o/metrics.json")));
+  ASSERT_EQ(metrics["images"].size(), 3u);
+  EXPECT_EQ(metrics["images"][0]["name"], "img0");
+  EXPECT_EQ(metrics["images"][2]["name"], "img2");
+  for (const auto& image : metrics["images"])
+    for (const char* key : {"psnr", "naive_psnr", "ssim", "naive_ssim"}) EXPECT_TRUE(image[key].is_number()) << key;
+  EXPECT_TRUE(metrics["mean"]["psnr"].is_number());
+  EXPECT_TRUE(metrics["seconds_per_image"].is_number());
 
   const std::string record = read_text(out.file("o/restore.yaml"));
   EXPECT_CONTAINS(record, "inpaint_box");
@@ -150,6 +151,25 @@ TEST_F(RestoreCli, SuperResolvesADatasetSlice) {
   const std::string metrics = read_text(out.file("o/metrics.json"));
   EXPECT_CONTAINS(metrics, "bilinear-upsampled measurement");
   EXPECT_CONTAINS(metrics, "\"naive_psnr\": ");
+}
+
+TEST_F(RestoreCli, MetricsAreValidJsonForAnyFileName) {
+  // Quotes, backslashes, control characters and a byte that is not UTF-8 in the names.
+  test::TempDir out;
+  const std::string ext = image_extension(1);
+  const std::vector<std::string> stems{"quote\"back\\slash", "tab\tbell\x01", "latin\xe9"};
+  const auto image = read_image(dir_->file("inputs/img0" + ext), 0);
+  for (const auto& stem : stems) write_image(out.file("in/" + stem + ext), image);
+  const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
+                                    out.file("in"), "--out", out.file("o"), "--set", "steps=1", "--device", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto metrics = nlohmann::json::parse(read_text(out.file("o/metrics.json")));  // throws when invalid
+  ASSERT_EQ(metrics["images"].size(), 3u);
+  std::vector<std::string> names;
+  for (const auto& entry : metrics["images"]) names.push_back(entry["name"]);
+  EXPECT_EQ(names[0], "latin\xef\xbf\xbd");  // U+FFFD replaces the Latin-1 byte
+  EXPECT_EQ(names[1], stems[0]);
+  EXPECT_EQ(names[2], stems[1]);
 }
 
 TEST_F(RestoreCli, RestoresARealMeasurementWithoutMetrics) {

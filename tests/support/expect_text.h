@@ -23,3 +23,14 @@ std::string error_message(Fn&& fn) {
 // Expects `part` inside `text`, printing the whole text when it is not there.
 #define EXPECT_CONTAINS(text, part) \
   EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
+
+namespace diffuse::test {
+
+// Lines of `text` (its newline characters).
+inline size_t line_count(const std::string& text) {
+  size_t lines = 0;
+  for (char ch : text) lines += ch == '\n';
+  return lines;
+}
+
+}  // namespace diffuse::test

@@ -9,7 +9,7 @@
 
 namespace diffuse {
 
-// Needs data.resolution > 0 and data.channels (1 or 3); data.limit items (default 1024).
+// Needs data.resolution > 0 and data.channels > 0 (any count); data.limit items (default 1024).
 // Throws ConfigError naming the key otherwise.
 std::shared_ptr<ImageTensorDataset> make_random_dataset(const DataOptions& options);
 

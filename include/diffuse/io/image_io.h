@@ -26,6 +26,15 @@ void write_image(const std::string& path, const torch::Tensor& image);
 // file's own (grey → 1, colour → 3, alpha dropped).
 torch::Tensor read_image(const std::string& path, int64_t channels);
 
+// The largest image diffuse decodes (16384 × 16384): a header claiming more is refused before
+// any memory is allocated for it.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
+
+// The bytes of an encoded image file, checked before a decoder sees them: a PNG's chunk
+// structure and CRCs (truncation, flipped bits) and the size its header claims. Throws a
+// DataError naming the file, so that no decoder prints its own complaint about a bad file.
+std::string read_checked_image_bytes(const std::string& path);
+
 // The extension write_image uses by default: ".png" with OpenCV, else ".pgm" (1 channel)
 // or ".ppm" (3 channels).
 std::string image_extension(int64_t channels);

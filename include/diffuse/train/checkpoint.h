@@ -32,12 +32,28 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
                       const torch::nn::Module& model, const torch::nn::Module* ema,
                       torch::optim::Optimizer* optimizer);
 
+// Every checkpoint file ends in a trailer holding the CRC-32 and length of all bytes before
+// it (the LibTorch archive), so that any damaged, missing or appended byte is detected.
+struct ChecksumReport {
+  bool present = false;        // false: an older checkpoint without a trailer (not verified)
+  uint32_t crc32 = 0;
+  uint64_t archive_bytes = 0;
+};
+
+// Checks the trailer of `path` against its bytes; a CheckpointError names the file and what
+// failed. A file without a trailer reports present = false (CheckpointReader then checks
+// that the archive does not claim to have had one).
+ChecksumReport verify_checkpoint_checksum(const std::string& path);
+// "ok (CRC-32 1a2b3c4d of N bytes)" or "none (...)", for summaries.
+std::string describe_checksum(const ChecksumReport& report);
+
 // Reads a checkpoint; every failure is a CheckpointError naming the path.
 class CheckpointReader {
  public:
   explicit CheckpointReader(const std::string& path);
   const CheckpointMeta& meta() const { return meta_; }
   bool has_ema() const { return has_ema_; }
+  const ChecksumReport& checksum() const { return checksum_; }
   // Copies section "model" or "ema" into `module`; a missing or extra key or a shape
   // mismatch names the first offending key and both shapes.
   void load_module(const std::string& section, torch::nn::Module& module);
@@ -48,6 +64,7 @@ class CheckpointReader {
   std::string path_;
   torch::serialize::InputArchive archive_;
   CheckpointMeta meta_;
+  ChecksumReport checksum_;
   bool has_ema_ = false;
 };
 

@@ -12,6 +12,7 @@ namespace diffuse {
 
 struct TrainerOptions {
   std::string resume;                              // checkpoint to continue from ("" = fresh)
+  bool overwrite = false;  // a fresh run may replace the run already in run_dir
   const std::atomic<bool>* stop_requested = nullptr;  // set by SIGINT/SIGTERM handlers
 };
 
