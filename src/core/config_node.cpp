@@ -333,8 +333,12 @@ void ConfigNode::read(const std::string& key, bool& value) {
 void ConfigNode::read(const std::string& key, int64_t& value) {
   if (!has(key)) { used_.insert(key); return; }
   auto v = scalar_at(key, "an integer");
-  if (!parse_int64(v.Scalar(), value))
-    fail(key, "expected an integer in [-2^63, 2^63 - 1], found '" + v.Scalar() + "'");
+  if (!parse_int64(v.Scalar(), value)) {
+    const std::string& text = v.Scalar();
+    const bool digits = !text.empty() && text.find_first_not_of("+-0123456789") == std::string::npos;
+    fail(key, digits ? "integer '" + text + "' does not fit in 64 bits"
+                     : "expected an integer, found '" + text + "'");
+  }
 }
 
 void ConfigNode::read(const std::string& key, int& value) {

@@ -166,14 +166,14 @@ Row train_row(const std::vector<std::string>& sets, const std::string& fragment)
 
 // `diffuse sample` of the good checkpoint with `flags`.
 Row sample_row(const std::vector<std::string>& flags, int exit_code, const std::string& fragment) {
-  Row row{{"sample", "--checkpoint", "@CKPT@", "--steps", "2", "--seeds", "0-1", "--out", "@OUT@"}, exit_code, fragment, ""};
+  Row row{{"sample", "--checkpoint", "@CKPT@", "--out", "@OUT@"}, exit_code, fragment, ""};
   row.args.insert(row.args.end(), flags.begin(), flags.end());
   return row;
 }
 
 // `diffuse restore` of the good checkpoint on `input` (1 DPS step).
 Row restore_row(const std::vector<std::string>& flags, int exit_code, const std::string& fragment) {
-  Row row{{"restore", "--checkpoint", "@CKPT@", "--task", "@TASK@", "--set", "steps=1", "--device", "cpu", "--out", "@OUT@"},
+  Row row{{"restore", "--checkpoint", "@CKPT@", "--task", "@TASK@", "--set", "steps=1", "--out", "@OUT@"},
           exit_code, fragment, ""};
   row.args.insert(row.args.end(), flags.begin(), flags.end());
   return row;
@@ -232,7 +232,7 @@ TEST_F(BadInput, Configs) {
       config_row("train:\n  lr: 0\n", "train.lr: must lie in (0, 10.0], found 0.0"),
       config_row("train:\n  lr: abc\n", "train.lr: expected a finite number, found 'abc'"),
       config_row("train:\n  lr: [1]\n", "train.lr: expected a number, found a list"),
-      config_row("train:\n  steps: 99999999999999999999\n", "train.steps: expected an integer in [-2^63, 2^63 - 1]"),
+      config_row("train:\n  steps: 99999999999999999999\n", "train.steps: integer '99999999999999999999' does not fit in 64 bits"),
       config_row("train:\n  steps: 0\n", "train.steps: must be an integer in [1, 1000000000000], found 0"),
       config_row("train:\n  steps: 1e13\n", "found 10000000000000"),
       config_row("train:\n  steps: 2.5\n", "train.steps: expected an integer"),
@@ -357,13 +357,13 @@ TEST_F(BadInput, Overrides) {
       set_row("foo.bar=1", "--set foo.bar: unknown key 'foo'"),
       set_row("train.nope=1", "--set train.nope: unknown key 'train.nope'"),
       set_row("train.sample.nope=1", "--set train.sample.nope: unknown key 'train.sample.nope'"),
-      set_row("train.lr.x=1", "'train.lr' is a value, not a section"),
+      set_row("train.steps.x=1", "'train.steps' is a value, not a section"),
       set_row("train=[1]", "--set train: train: expected a mapping of keys, found a list"),
       set_row("train.lr=\"abc", "--set train.lr=\"abc: value is not valid"),
       set_row("name=a\n---\nb", "YAML documents"),
       set_row("train={lr: 1, lr: 2}", "duplicate key"),
       set_row("name=caf\xe9", "invalid UTF-8"),
-      set_row("train.steps=99999999999999999999", "--set train.steps: train.steps: expected an integer"),
+      set_row("train.steps=99999999999999999999", "--set train.steps: train.steps: integer '99999999999999999999' does not fit in 64 bits"),
       set_row("train.steps=-4", "--set train.steps: train.steps: must be an integer in [1, "),
       set_row("data.resolution=100000", "--set data.resolution: data.resolution: must be 0 (the native size) or an integer in [2, 4096]"),
       set_row("diffusion.timesteps=2000000000", "--set diffusion.timesteps: diffusion.timesteps: must be an integer in [2, 100000]"),
