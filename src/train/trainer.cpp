@@ -114,7 +114,7 @@ class TrainingRun {
   TrainResult run();
 
  private:
-  void prepare_run_dir() const;
+  void prepare_run_dir();
   void build();
   void create_run_dir() const;
   LoaderState resume(const std::string& path);
@@ -151,13 +151,15 @@ class TrainingRun {
   // Seconds of the window spent drawing sample grids and writing checkpoints, which the
   // img/s figure leaves out (it measures training) and the log reports on their own.
   double window_sample_s_ = 0.0, window_ckpt_s_ = 0.0;
+  std::vector<std::string> earlier_run_;  // files of the run --overwrite replaces
   int64_t run_start_step_ = 0;
   double last_loss_ = 0.0;
 };
 
 // A fresh run must not mix its files with an earlier run's (metrics.jsonl would gain a
-// second series, ckpt/last.pt would be replaced): refused unless --overwrite says so.
-void TrainingRun::prepare_run_dir() const {
+// second series, ckpt/last.pt would be replaced): refused unless --overwrite says so, in
+// which case create_run_dir removes them once everything else has been checked.
+void TrainingRun::prepare_run_dir() {
   const fs::path dir = config_.run_dir;
   if (!options_.resume.empty() || !fs::is_directory(dir)) return;
   std::vector<std::string> found;
@@ -172,8 +174,7 @@ void TrainingRun::prepare_run_dir() const {
     throw ConfigError("run_dir '" + dir.string() + "' already holds a run (" + listed + "); pass --resume " +
                       (dir / "ckpt" / "last.pt").string() + " to continue it, --overwrite to replace it, " +
                       "or set run_dir to a new folder");
-  spdlog::warn("--overwrite: removing the earlier run's {} in {}", listed, dir.string());
-  for (const auto& name : found) fs::remove_all(dir / name);
+  earlier_run_ = found;
 }
 
 void TrainingRun::build() {
@@ -229,6 +230,8 @@ void TrainingRun::build() {
 // Written only once everything is checked (config, data, model, the checkpoint to resume),
 // so that a run refused at the start leaves no folder behind.
 void TrainingRun::create_run_dir() const {
+  if (!earlier_run_.empty()) spdlog::warn("--overwrite: removing the earlier run's files in {}", run_dir_.string());
+  for (const auto& name : earlier_run_) fs::remove_all(run_dir_ / name);
   fs::create_directories(run_dir_ / "ckpt");
   fs::create_directories(run_dir_ / "samples");
   write_text_file_atomic((run_dir_ / "config.yaml").string(), to_yaml_string(emit_experiment_config(config_)));

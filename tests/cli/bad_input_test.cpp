@@ -42,10 +42,6 @@ diffusion: {timesteps: 50, p_uncond: 0.1}
 train: {steps: 1, batch_size: 4, device: cpu, precision: fp32, log_every: 1, sample_every: 0, ckpt_every: 1}
 )";
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
   for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
@@ -468,7 +464,7 @@ TEST_F(BadInput, Images) {
   need_checkpoints();
   const std::string d = dir();
   write_image(d + "/good.png", torch::linspace(-1, 1, 64).reshape({1, 8, 8}));
-  const std::string png = read_bytes(d + "/good.png");
+  const std::string png = test::read_file(d + "/good.png");
   ASSERT_GT(png.size(), 60u);
   test::write_file(d + "/truncated.png", png.substr(0, png.size() / 2));
   test::write_file(d + "/signature_only.png", png.substr(0, 8));
@@ -483,7 +479,7 @@ TEST_F(BadInput, Images) {
   test::write_file(d + "/noise.png", std::string(300, '\x5a'));
   test::write_file(d + "/empty.png", "");
   write_image(d + "/good.jpg", torch::linspace(-1, 1, 64).reshape({1, 8, 8}));
-  const std::string jpg = read_bytes(d + "/good.jpg");
+  const std::string jpg = test::read_file(d + "/good.jpg");
   test::write_file(d + "/truncated.jpg", jpg.substr(0, jpg.size() / 2));
   test::write_file(d + "/huge.pgm", "P5\n4611686018427387904 4\n255\n");
   test::write_file(d + "/overflow.pgm", "P5\n3037000500 3037000500\n255\n");
@@ -538,7 +534,7 @@ TEST_F(BadInput, Images) {
 TEST_F(BadInput, Checkpoints) {
   need_checkpoints();
   const std::string d = dir();
-  const std::string bytes = read_bytes(shared_->values["@CKPT@"]);
+  const std::string bytes = test::read_file(shared_->values["@CKPT@"]);
   ASSERT_GT(bytes.size(), 16384u);
   const auto variant = [&](const std::string& name, const std::string& content) { test::write_file(d + "/" + name, content); };
   std::string flipped = bytes;

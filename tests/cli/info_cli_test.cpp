@@ -27,11 +27,6 @@ struct TinySet {
   }
 };
 
-size_t line_count(const std::string& text) {
-  size_t lines = 0;
-  for (char ch : text) lines += ch == '\n';
-  return lines;
-}
 
 
 }  // namespace
@@ -81,7 +76,7 @@ TEST(InfoCli, AMissingDatasetFolderIsSaidAndTheModelStillSummarised) {
   // A preview needs the data itself: still an error then.
   const auto preview = test::run_diffuse({"info", "--config", config, "--out", dir.file("out")});
   EXPECT_EQ(preview.exit_code, 1);
-  EXPECT_EQ(line_count(preview.err), 1u) << preview.err;
+  EXPECT_EQ(test::line_count(preview.err), 1u) << preview.err;
   EXPECT_CONTAINS(preview.err, dir.file("nowhere"));
 }
 
@@ -92,7 +87,7 @@ TEST(InfoCli, MisspelledConfigKeyNamesFileLineAndValidKeys) {
   const auto r = test::run_diffuse({"info", "--config", config});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
   EXPECT_CONTAINS(r.err, config + ":3");
   EXPECT_CONTAINS(r.err, "valid keys");
   EXPECT_CONTAINS(r.err, "resolution");
@@ -102,6 +97,6 @@ TEST(InfoCli, MissingCheckpointIsOneErrorLine) {
   test::TempDir dir;
   const auto r = test::run_diffuse({"info", "--checkpoint", dir.file("x.pt")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
   EXPECT_CONTAINS(r.err, dir.file("x.pt") + ": checkpoint file not found");
 }

@@ -16,6 +16,7 @@
 #include "diffuse/train/checkpoint.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
+#include "support/run_metrics.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -33,21 +34,7 @@ std::string tiny_config(const std::string& run_dir, int sample_every = 0) {
          std::to_string(sample_every) + ", sample: {sampler: ddim, steps: 2, count: 2}}\n";
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
-std::vector<int64_t> metrics_steps(const fs::path& path) {
-  std::ifstream in(path);
-  const std::regex step_re(R"re("step": (\d+))re");
-  std::vector<int64_t> steps;
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, step_re)) steps.push_back(std::stoll(m[1]));
-  }
-  return steps;
-}
 
 // The largest N of ckpt/step_N.pt in `run` (0 when none).
 int64_t newest_numbered_checkpoint(const fs::path& run) {
@@ -97,7 +84,7 @@ TEST(Reliability, KillNineAtRandomMomentsLeavesACheckpointThatVerifiesAndResumes
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(CheckpointReader(last).meta().step, step + 2);
   // Rows of steps past the checkpoint (written before a kill) were dropped on resume.
-  const auto steps = metrics_steps(run / "metrics.jsonl");
+  const auto steps = test::metrics_steps(run / "metrics.jsonl");
   ASSERT_FALSE(steps.empty());
   EXPECT_EQ(steps.back(), step + 2);
   EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
@@ -109,19 +96,19 @@ TEST(Reliability, AReusedRunDirIsRefusedUnlessOverwrite) {
   const std::string config = dir.file("c.yaml");
   test::write_file(config, tiny_config(run.string()));
   ASSERT_EQ(test::run_diffuse({"train", "--config", config, "--threads", "1"}).exit_code, 0);
-  const std::string before = read_text(run / "ckpt" / "last.pt");
+  const std::string before = test::read_file(run / "ckpt" / "last.pt");
 
   const auto again = test::run_diffuse({"train", "--config", config, "--threads", "1", "--set", "train.steps=1"});
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_CONTAINS(again.err, "already holds a run");
   EXPECT_CONTAINS(again.err, "--overwrite");
-  EXPECT_EQ(read_text(run / "ckpt" / "last.pt"), before) << "the earlier run was touched";
-  EXPECT_EQ(metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(test::read_file(run / "ckpt" / "last.pt"), before) << "the earlier run was touched";
+  EXPECT_EQ(test::metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1, 2}));
 
   const auto overwritten =
       test::run_diffuse({"train", "--config", config, "--threads", "1", "--set", "train.steps=1", "--overwrite"});
   ASSERT_EQ(overwritten.exit_code, 0) << overwritten.err;
-  EXPECT_EQ(metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1}));
+  EXPECT_EQ(test::metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1}));
   EXPECT_FALSE(fs::exists(run / "ckpt" / "step_2.pt"));
   EXPECT_EQ(CheckpointReader((run / "ckpt" / "last.pt").string()).meta().step, 1);
 }
@@ -140,7 +127,7 @@ TEST(Reliability, CheckpointsComeBeforeSamplesAndTheirTimeIsLoggedApart) {
   EXPECT_LT(checkpoint, samples) << r.out;
   EXPECT_CONTAINS(r.out, "img/s | sampling ");
   // The sampling and checkpoint time of step 1 lands in step 2's window, reported on its own.
-  const std::string metrics = read_text(run / "metrics.jsonl");
+  const std::string metrics = test::read_file(run / "metrics.jsonl");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(metrics, m, std::regex(R"re("step": 2, .*"sample_s": ([0-9.e-]+), "ckpt_s": ([0-9.e-]+))re")))
       << metrics;

@@ -32,11 +32,6 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-size_t line_count(const std::string& text) {
-  size_t lines = 0;
-  for (char ch : text) lines += ch == '\n';
-  return lines;
-}
 
 class RestoreCli : public ::testing::Test {
  protected:
@@ -209,7 +204,7 @@ TEST_F(RestoreCli, MissingTaskFileIsOneErrorLine) {
                                     "--input", dir_->file("inputs"), "--out", out.file("o")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
   EXPECT_CONTAINS(r.err, out.file("nope.yaml"));
   EXPECT_FALSE(fs::exists(out.file("o")));
 }
@@ -219,7 +214,7 @@ TEST_F(RestoreCli, UnknownOperatorListsTheValidOnes) {
   const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--set",
                                     "operator.name=deblur", "--input", dir_->file("inputs"), "--out", out.file("o")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
   EXPECT_CONTAINS(r.err, "deblur");
   EXPECT_CONTAINS(r.err, "inpaint_box, inpaint_random, gaussian_blur, motion_blur, super_resolution, denoise");
   EXPECT_FALSE(fs::exists(out.file("o")));
@@ -231,7 +226,7 @@ TEST_F(RestoreCli, WrongInputSizeNamesTheFileUnlessResized) {
                                     dir_->file("big.png"), "--out", out.file("o"), "--set", "steps=2",
                                     "--device", "cpu"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
   EXPECT_CONTAINS(r.err, dir_->file("big.png"));
   EXPECT_CONTAINS(r.err, "1×12×12");
   EXPECT_CONTAINS(r.err, "1×16×16");

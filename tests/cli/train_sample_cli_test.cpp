@@ -17,6 +17,7 @@
 #include "support/dataset_files.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
+#include "support/run_metrics.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -64,27 +65,8 @@ train:
     cfg: 2.0
 )";
 
-size_t line_count(const std::string& text) {
-  size_t lines = 0;
-  for (char ch : text) lines += ch == '\n';
-  return lines;
-}
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
-std::vector<int64_t> metrics_steps(const fs::path& path) {
-  std::ifstream in(path);
-  const std::regex step_re(R"re("step": (\d+))re");
-  std::vector<int64_t> steps;
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, step_re)) steps.push_back(std::stoll(m[1]));
-  }
-  return steps;
-}
 
 
 // A one-line "error: ..." with exit code 1.
@@ -92,7 +74,7 @@ std::vector<int64_t> metrics_steps(const fs::path& path) {
   do {                                                                       \
     EXPECT_EQ((result).exit_code, 1) << (result).err;                        \
     EXPECT_EQ((result).err.rfind("error: ", 0), 0u) << (result).err;         \
-    EXPECT_EQ(line_count((result).err), 1u) << (result).err;                 \
+    EXPECT_EQ(test::line_count((result).err), 1u) << (result).err;                 \
     EXPECT_CONTAINS((result).err, part);                                     \
   } while (0)
 
@@ -168,9 +150,9 @@ TEST_F(TrainSampleCli, TrainWritesTheRunFolder) {
   EXPECT_TRUE(fs::exists(run / "ckpt" / "step_4.pt"));
   for (const auto& entry : fs::directory_iterator(run / "ckpt"))
     EXPECT_EQ(entry.path().extension(), ".pt") << "left behind: " << entry.path();
-  EXPECT_EQ(metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(test::metrics_steps(run / "metrics.jsonl"), (std::vector<int64_t>{1, 2, 3, 4}));
   // The saved config is the resolved one: the classes came from the dataset.
-  const std::string saved = read_bytes((run / "config.yaml").string());
+  const std::string saved = test::read_file((run / "config.yaml").string());
   EXPECT_CONTAINS(saved, "num_classes: 10");
   EXPECT_EQ(CheckpointReader(ckpt()).meta().step, 4);
   // A 4-image grid of a 10-class model: one row (8 px tiles, 2 px padding).
@@ -212,7 +194,7 @@ TEST_P(TrainSignal, StopsWithACheckpointAndResumes) {
   // Every step logged exactly once, across the stop.
   std::vector<int64_t> expected;
   for (int64_t k = 1; k <= step + 2; ++k) expected.push_back(k);
-  EXPECT_EQ(metrics_steps(fs::path(run) / "metrics.jsonl"), expected);
+  EXPECT_EQ(test::metrics_steps(fs::path(run) / "metrics.jsonl"), expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, TrainSignal, ::testing::Values(SIGINT, SIGTERM),
@@ -232,7 +214,7 @@ TEST_F(TrainSampleCli, EverySamplerWritesItsFiles) {
     EXPECT_TRUE(fs::exists(dir + "/seed1_class1" + kExt));
     EXPECT_TRUE(fs::exists(dir + "/seed2_class2" + kExt));
     EXPECT_FALSE(fs::exists(dir + "/samples.pt"));
-    const std::string record = read_bytes(dir + "/sampling.yaml");
+    const std::string record = test::read_file(dir + "/sampling.yaml");
     EXPECT_CONTAINS(record, "sampler: " + name);
     EXPECT_CONTAINS(record, "checkpoint_step: 4");
   }
@@ -249,7 +231,7 @@ TEST_F(TrainSampleCli, GuidedSamplesOverTheClasses) {
   torch::load(samples, dir + "/samples.pt");
   EXPECT_EQ(samples.sizes(), (std::vector<int64_t>{10, 1, 8, 8}));
   EXPECT_TRUE(torch::isfinite(samples).all().item<bool>());
-  const std::string record = read_bytes(dir + "/sampling.yaml");
+  const std::string record = test::read_file(dir + "/sampling.yaml");
   EXPECT_CONTAINS(record, "cfg: 2.5");
   // Ten classes in one row of 10 tiles.
   EXPECT_EQ(read_image(dir + "/grid" + kExt, 0).sizes(), (std::vector<int64_t>{1, 12, 102}));

@@ -33,6 +33,11 @@ void write_file(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 std::filesystem::path source_dir() {
   if (const char* env = std::getenv("DIFFUSE_SOURCE_DIR")) return env;
   return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();

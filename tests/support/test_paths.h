@@ -22,6 +22,8 @@ class TempDir {
 
 // Writes `text` to `path` (creating parent folders).
 void write_file(const std::string& path, const std::string& text);
+// The bytes of `path` ("" when it cannot be read).
+std::string read_file(const std::string& path);
 
 // DIFFUSE_SOURCE_DIR (set by ctest) or the compile-time source dir.
 std::filesystem::path source_dir();

@@ -33,10 +33,6 @@ ExperimentConfig tiny_config() {
   return c;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 class CheckpointChecksum : public ::testing::Test {
  protected:
@@ -47,7 +43,7 @@ class CheckpointChecksum : public ::testing::Test {
     meta.step = 7;
     good = dir.file("good.pt");
     write_checkpoint(good, meta, *net, net.get(), nullptr);
-    bytes = read_bytes(good);
+    bytes = test::read_file(good);
     ASSERT_GT(bytes.size(), 3 * 4096u);
   }
 

@@ -1,0 +1,12 @@
+#pragma once
+// Reading what `diffuse train` wrote into a run folder, for the training tests.
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+namespace diffuse::test {
+
+// The "step" of every row of a metrics.jsonl, in file order.
+std::vector<int64_t> metrics_steps(const std::filesystem::path& path);
+
+}  // namespace diffuse::test
