@@ -42,6 +42,7 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--grid-cols", "C", "grid columns (default: the number of classes cycled, else √N)"},
                 {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
+                {"--cuda-graph", "", "capture each batch's denoiser call in a CUDA graph and replay it (CUDA LibTorch 2.x)"},
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
@@ -63,6 +64,7 @@ int run_sample(const std::vector<std::string>& argv) {
   g.seeds = parse_seed_list(args.get("--seeds", "0-15"), "--seeds");
   if (args.has("--class")) g.labels = {args.get_int("--class", 0)};
   if (args.has("--classes")) g.labels = parse_int_list(args.get("--classes"), "--classes");
+  g.cuda_graph = args.has("--cuda-graph");
   g.batch_size = args.get_int("--batch-size", 64);
   if (g.batch_size < 1) throw UsageError("--batch-size must be >= 1");
 

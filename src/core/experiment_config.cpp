@@ -253,6 +253,11 @@ TrainOptions parse_train(ConfigNode n) {
   n.read("keep", o.keep);
   if (o.keep < 0) n.fail("keep", "must be >= 0");
   n.read("channels_last", o.channels_last);
+  n.read("fused_adamw", o.fused_adamw);
+  n.read("cuda_graph", o.cuda_graph);
+  if (o.cuda_graph && o.grad_accum > 1)
+    n.fail("cuda_graph", "captures one micro-batch per step; it cannot be combined with grad_accum " +
+                             std::to_string(o.grad_accum));
   n.read("num_threads", o.num_threads);
   if (o.num_threads < 0) n.fail("num_threads", "must be >= 0 (0 = LibTorch default)");
   ConfigNode s = n.child("sample");
@@ -290,6 +295,8 @@ YAML::Node emit_train(const TrainOptions& o) {
   emit_value(n, "ckpt_every", o.ckpt_every);
   emit_value(n, "keep", o.keep);
   emit_value(n, "channels_last", o.channels_last);
+  emit_value(n, "fused_adamw", o.fused_adamw);
+  emit_value(n, "cuda_graph", o.cuda_graph);
   emit_value(n, "num_threads", o.num_threads);
   YAML::Node s;
   emit_value(s, "sampler", o.sample.sampler);

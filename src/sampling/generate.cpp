@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/cuda_graph.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
@@ -40,6 +41,33 @@ std::function<torch::Tensor(double, double)> learned_ddpm_step_std(
   };
 }
 
+// The denoiser with its call captured in a CUDA graph on first use (after one eager call,
+// which initialises cuDNN/cuBLAS outside the capture); later calls copy x and σ into the
+// graph's inputs and replay. One graph per batch: the labels are part of it.
+DenoiserFn make_graphed_denoiser(DenoiserFn inner, const torch::Device& device) {
+  struct State {
+    State(DenoiserFn f, const torch::Device& d) : inner(std::move(f)), graph(d, "--cuda-graph") {}
+    DenoiserFn inner;
+    CudaGraph graph;
+    torch::Tensor x, sigma, out;
+  };
+  auto state = std::make_shared<State>(std::move(inner), device);
+  return [state](const torch::Tensor& x, const torch::Tensor& sigma) {
+    auto& s = *state;
+    if (!s.graph.captured()) {
+      s.x = x.clone();
+      s.sigma = sigma.clone();
+      s.inner(s.x, s.sigma);
+      s.graph.capture([&s] { s.out = s.inner(s.x, s.sigma); });
+    } else {
+      copy_graph_input(s.x, x, "--cuda-graph: the sample batch");
+      copy_graph_input(s.sigma, sigma, "--cuda-graph: the noise levels");
+    }
+    s.graph.replay();
+    return s.out.clone();
+  };
+}
+
 }  // namespace
 
 torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
@@ -65,6 +93,12 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
   // defined; other samplers use the model's mean alone.
   const bool learned_variance = net_options.learn_sigma && options.sampler == "ddpm";
   const auto device = precond->parameters().front().device();
+  if (options.cuda_graph) {
+    CudaGraph probe(device, "--cuda-graph");
+    if (learned_variance)
+      throw ConfigError("--cuda-graph: the learned-variance DDPM step reads the network's variance "
+                        "outside the denoiser call; sample without --cuda-graph or with another sampler");
+  }
   const int64_t total = static_cast<int64_t>(options.seeds.size());
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   const int64_t batches = (total + options.batch_size - 1) / options.batch_size;
@@ -95,6 +129,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
     SamplerOptions sampler_options = options.sampler_options;
     if (learned_variance)
       sampler_options.ddpm_step_std = learned_ddpm_step_std(precond->schedule(), last_var_interp);
+    if (options.cuda_graph) denoiser = make_graphed_denoiser(std::move(denoiser), device);
     auto x = noise.randn(shape) * sigmas.front();
     const int64_t nfe_before = entry.nfe(steps) * batch;
     SamplerProgress batch_progress;

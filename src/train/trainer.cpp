@@ -21,6 +21,9 @@
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/ema.h"
+#include "diffuse/train/optimizer.h"
+#include "train/device_prefetcher.h"
+#include "train/graphed_train_step.h"
 
 namespace diffuse {
 namespace fs = std::filesystem;
@@ -103,6 +106,10 @@ void to_channels_last(torch::nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+// Eager steps before train.cuda_graph captures one: they initialise cuBLAS/cuDNN workspaces,
+// autograd's accumulators and the optimizer state outside the capture.
+constexpr int64_t kGraphWarmupSteps = 3;
+
 class TrainingRun {
  public:
   TrainingRun(ExperimentConfig config, const TrainerOptions& options)
@@ -116,6 +123,10 @@ class TrainingRun {
   void build();
   LoaderState resume(const std::string& path);
   void step_once();
+  void eager_step();
+  void graphed_step();
+  torch::Tensor step_body(const torch::Tensor& x0, const TrainingDraw& draw);
+  TrainingDraw next_draw(torch::Tensor& x0);
   void log_progress();
   void write_samples();
   std::string save_checkpoint();
@@ -126,10 +137,13 @@ class TrainingRun {
   torch::Generator gen_;
   std::shared_ptr<Dataset> dataset_;
   std::unique_ptr<DataLoader> loader_;
+  std::unique_ptr<DevicePrefetcher> prefetcher_;
   Precond precond_{nullptr};
   std::unique_ptr<Ema> ema_;
   Precond ema_precond_{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<TrainingOptimizer> optimizer_;
+  std::unique_ptr<GraphedTrainStep> graph_;
+  torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
   std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
   std::vector<torch::Tensor> params_;
   bool conditional_ = false;
@@ -179,11 +193,16 @@ void TrainingRun::build() {
     to_channels_last(*ema_precond_);
   }
   params_ = precond_->parameters();
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
-      params_, torch::optim::AdamWOptions(c.train.lr)
-                   .betas({c.train.betas[0], c.train.betas[1]})
-                   .weight_decay(c.train.weight_decay)
-                   .eps(c.train.adam_eps));
+  // The fused kernel on CUDA only: on the CPU the per-tensor loop is as fast and keeps the
+  // CPU runs bit-identical to earlier releases.
+  const bool fused = c.train.fused_adamw && device_.is_cuda() && compat::has_fused_adamw(device_);
+  optimizer_ = std::make_unique<TrainingOptimizer>(params_, c.train, fused);
+  if (c.train.cuda_graph) {
+    graph_ = std::make_unique<GraphedTrainStep>(
+        [this](const torch::Tensor& x0, const TrainingDraw& draw) { return step_body(x0, draw); },
+        device_, fused);
+    ema_weight_ = torch::zeros({}, torch::TensorOptions(torch::kFloat32).device(device_));
+  }
   noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
   autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
   if (!device_.is_cuda() && c.train.precision == Precision::bf16)
@@ -210,7 +229,8 @@ LoaderState TrainingRun::resume(const std::string& path) {
     spdlog::warn("{}: the checkpoint's model section differs from the config; loading will check shapes", path);
   reader.load_module("model", *precond_->net_ptr());
   if (reader.has_ema()) reader.load_module("ema", ema_->net());
-  reader.load_optimizer(*optimizer_);
+  reader.load_optimizer(optimizer_->adamw());
+  optimizer_->state_loaded();
   step_ = reader.meta().step;
   if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
   if (reader.meta().default_rng_state.defined())
@@ -230,22 +250,31 @@ LoaderState TrainingRun::resume(const std::string& path) {
 }
 
 void TrainingRun::step_once() {
+  optimizer_->set_lr(learning_rate_at(config_.train, step_));
+  if (graph_ && step_ - run_start_step_ >= kGraphWarmupSteps) graphed_step();
+  else eager_step();
+  ++window_steps_;
+  ++timed_steps_;
+}
+
+TrainingDraw TrainingRun::next_draw(torch::Tensor& x0) {
+  Batch batch = prefetcher_->next();
+  x0 = batch.images;
+  torch::Tensor labels;
+  if (conditional_) labels = batch.labels;
+  return noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_);
+}
+
+void TrainingRun::eager_step() {
   const auto& t = config_.train;
-  const double lr = learning_rate_at(t, step_);
-  for (auto& group : optimizer_->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   for (int micro = 0; micro < t.grad_accum; ++micro) {
-    Batch batch = loader_->next();
-    auto x0 = batch.images.to(device_, /*non_blocking=*/true);
-    if (device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet)
-      x0 = x0.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor labels;
-    if (conditional_) labels = batch.labels.to(device_, /*non_blocking=*/true);
+    torch::Tensor x0;
+    const TrainingDraw draw = next_draw(x0);
     LossOutput out;
     {
       compat::CudaAutocastGuard autocast(autocast_);
-      out = dsm_loss(precond_, x0, labels, *noise_sampler_, config_.diffusion, gen_);
+      out = dsm_loss(precond_, x0, draw, config_.diffusion);
     }
     (out.loss / static_cast<double>(t.grad_accum)).backward();
     auto detached = out.loss.detach() / static_cast<double>(t.grad_accum);
@@ -255,8 +284,31 @@ void TrainingRun::step_once() {
   optimizer_->step();
   ++step_;
   ema_->update(*precond_->net_ptr(), step_);
-  ++window_steps_;
-  ++timed_steps_;
+}
+
+// What the CUDA graph captures: one micro-batch (train.cuda_graph refuses grad_accum > 1).
+torch::Tensor TrainingRun::step_body(const torch::Tensor& x0, const TrainingDraw& draw) {
+  LossOutput out;
+  {
+    compat::CudaAutocastGuard autocast(autocast_);
+    out = dsm_loss(precond_, x0, draw, config_.diffusion);
+  }
+  out.loss.backward();
+  clip_gradients(params_, config_.train.grad_clip);
+  optimizer_->step();
+  ema_->update(*precond_->net_ptr(), ema_weight_);
+  return out.loss.detach();
+}
+
+void TrainingRun::graphed_step() {
+  torch::Tensor x0;
+  const TrainingDraw draw = next_draw(x0);
+  ema_weight_.fill_(1.0 - ema_->decay_at(step_ + 1));
+  // The replay writes fresh gradients over those of the capture; dropping them here would free
+  // the memory the graph writes to.
+  const auto loss = graph_->run(x0, draw);
+  ++step_;
+  loss_sum_ = loss_sum_.defined() ? loss_sum_ + loss : loss.clone();
 }
 
 void TrainingRun::log_progress() {
@@ -316,7 +368,7 @@ std::string TrainingRun::save_checkpoint() {
   meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
   meta.class_names = dataset_->info().class_names;
   meta.step = step_;
-  const auto state = loader_->state();
+  const auto state = prefetcher_->state();
   meta.loader_epoch = state.epoch;
   meta.loader_position = state.position;
   meta.rng_state = gen_.get_state();
@@ -327,7 +379,7 @@ std::string TrainingRun::save_checkpoint() {
   }
   const auto dir = run_dir_ / "ckpt";
   const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
-  write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), optimizer_.get());
+  write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), &optimizer_->adamw());
   const auto last = dir / "last.pt";
   fs::copy_file(numbered, dir / "last.pt.tmp", fs::copy_options::overwrite_existing);
   fs::rename(dir / "last.pt.tmp", last);
@@ -354,7 +406,10 @@ TrainResult TrainingRun::run() {
   lo.prefetch_batches = config_.data.prefetch_batches;
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
+  lo.pin_memory = device_.is_cuda();
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
+  prefetcher_ = std::make_unique<DevicePrefetcher>(
+      *loader_, device_, device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet);
   precond_->train();
 
   TrainResult result;

@@ -161,6 +161,8 @@ struct TrainOptions {
   int64_t ckpt_every = 1000;
   int keep = 3;                  // numbered checkpoints kept besides last.pt
   bool channels_last = true;     // CUDA UNet memory format
+  bool fused_adamw = true;       // one fused AdamW kernel on CUDA (LibTorch 2.x)
+  bool cuda_graph = false;       // capture the whole step in a CUDA graph (CUDA, LibTorch 2.x)
   int num_threads = 0;           // CPU intra-op threads for diffuse train; 0 = every logical CPU
   TrainSampleOptions sample;
 };

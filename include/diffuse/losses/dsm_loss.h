@@ -16,6 +16,16 @@ namespace diffuse {
 torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
                           const torch::Tensor& c_out, const DiffusionOptions& options);
 
+// The random inputs of one loss evaluation. They are drawn on the CPU from the trainer's
+// generator, so CPU and CUDA runs draw the same numbers and a resumed run continues the
+// stream, and reach the device through copy_to_device (no host synchronisation).
+struct TrainingDraw {
+  torch::Tensor sigma;      // [B] float32
+  torch::Tensor timesteps;  // [B] int64 for VP schedules, else undefined
+  torch::Tensor labels;     // [B] int64 after label dropout, or undefined (unconditional)
+  torch::Tensor noise;      // like x0, float32
+};
+
 // Draws training noise levels, labels dropout and noise from one generator (so that a
 // resumed run continues the same random stream).
 class TrainingNoiseSampler {
@@ -29,6 +39,9 @@ class TrainingNoiseSampler {
   // Replaces each label by `null_label` with probability p_uncond.
   torch::Tensor drop_labels(const torch::Tensor& labels, int64_t null_label,
                             torch::Generator& gen) const;
+  // σ, then label dropout, then noise of x0's shape, in that order, on x0's device.
+  TrainingDraw draw(const torch::Tensor& x0, const torch::Tensor& labels, int64_t null_label,
+                    torch::Generator& gen) const;
 
  private:
   DiffusionOptions options_;
@@ -40,8 +53,13 @@ struct LossOutput {
   torch::Tensor per_sample;  // [B] weighted DSM term (detached)
 };
 
-// One training loss evaluation. labels: [B] or undefined; `gen` drives σ, label dropout and
-// noise. With a learned-variance model, adds vlb_weight · L_vlb (Nichol & Dhariwal 2021 §3.1).
+// One training loss evaluation on given random inputs. With a learned-variance model, adds
+// vlb_weight · L_vlb (Nichol & Dhariwal 2021 §3.1). Free of host synchronisation, so that it
+// can run inside a captured CUDA graph.
+LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDraw& draw,
+                    const DiffusionOptions& options);
+
+// The same with the random inputs drawn from `gen` (labels: [B] or undefined).
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
                     const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
                     torch::Generator& gen);

@@ -23,6 +23,10 @@ struct GenerateOptions {
   std::vector<int64_t> labels;       // per sample (cycled over the seeds); empty = unconditional
   int64_t batch_size = 64;
   bool bf16 = false;                 // CUDA autocast
+  // Capture the denoiser call of each batch in a CUDA graph and replay it at every step
+  // (CUDA LibTorch 2.x; not with the learned-variance DDPM sampler, whose step reads the
+  // network's variance outside the call).
+  bool cuda_graph = false;
 };
 
 // The σ list a generation run uses (the sampler's own grid for ddpm: all T steps).

@@ -15,6 +15,9 @@ class Ema {
   // decay_n = min(decay, (1 + n)/(10 + n)) with warm-up (as in the TensorFlow / ADM code),
   // ema ← ema + (1 − decay_n)(θ − ema); buffers are copied.
   void update(const torch::nn::Module& model, int64_t step);
+  // The same with the weight 1 − decay_n given as a 0-dim tensor on the device, so that no
+  // host value is baked into a captured CUDA graph.
+  void update(const torch::nn::Module& model, const torch::Tensor& weight);
   void copy_from(const torch::nn::Module& model);
   double decay_at(int64_t step) const;
 
