@@ -29,20 +29,40 @@ torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
 TrainingNoiseSampler::TrainingNoiseSampler(const DiffusionOptions& options,
                                            const NoiseSchedule& schedule)
     : options_(options) {
-  if (schedule.is_vp())
+  if (options.sigma_distribution == SigmaDistribution::grid) {
+    if (!schedule.is_vp())
+      throw ConfigError("diffusion.sigma_distribution 'grid' needs a VP schedule");
     grid_sigmas_ = torch::tensor(schedule.sigmas(), torch::kFloat64).to(torch::kFloat32);
+  }
 }
 
 torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator& gen,
                                                  torch::Device device,
                                                  torch::Tensor* timesteps) const {
-  if (grid_sigmas_.defined()) {
-    auto t = torch::randint(grid_sigmas_.size(0), {batch}, gen, torch::kLong);
-    if (timesteps) *timesteps = t.to(device);
-    return grid_sigmas_.index_select(0, t).to(device);
+  torch::Tensor sigma;
+  switch (options_.sigma_distribution) {
+    case SigmaDistribution::grid: {
+      auto t = torch::randint(grid_sigmas_.size(0), {batch}, gen, torch::kLong);
+      if (timesteps) *timesteps = t.to(device);
+      return grid_sigmas_.index_select(0, t).to(device);
+    }
+    case SigmaDistribution::log_normal:
+      sigma = (torch::randn({batch}, gen, torch::kFloat32) * options_.p_std + options_.p_mean).exp();
+      break;
+    case SigmaDistribution::log_uniform: {
+      const double lo = std::log(options_.sigma_min), hi = std::log(options_.sigma_max);
+      sigma = (lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64)).exp().to(torch::kFloat32);
+      break;
+    }
+    case SigmaDistribution::uniform_t: {
+      const double lo = NoiseSchedule::flow_t_from_sigma(options_.sigma_min);
+      const double hi = NoiseSchedule::flow_t_from_sigma(options_.sigma_max);
+      const auto t = lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64);
+      sigma = (t / (1.0 - t)).to(torch::kFloat32);
+      break;
+    }
   }
-  auto log_sigma = torch::randn({batch}, gen, torch::kFloat32) * options_.p_std + options_.p_mean;
-  return log_sigma.exp().to(device);
+  return (sigma * options_.shift).to(device);
 }
 
 torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int64_t null_label,
