@@ -155,9 +155,7 @@ LoaderState ClassifierRun::resume(const std::string& path) {
   if (reader.has_ema()) reader.load_module("ema", ema_->net<ClassifierNet>());
   reader.load_optimizer(*optimizer_);
   step_ = reader.meta().step;
-  if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
-  if (reader.meta().default_rng_state.defined())
-    training::dropout_generator().set_state(reader.meta().default_rng_state);
+  training::restore_generators(reader.meta(), gen_);
   training::truncate_metrics(run_dir_ / "metrics.jsonl", step_);
   spdlog::info("resumed from {} at step {}", path, step_);
   return LoaderState{reader.meta().loader_epoch, reader.meta().loader_position};
@@ -240,15 +238,7 @@ void ClassifierRun::evaluate() {
 }
 
 std::string ClassifierRun::save_checkpoint() {
-  CheckpointMeta meta;
-  meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
-  meta.class_names = dataset_->info().class_names;
-  meta.step = step_;
-  const auto state = loader_->state();
-  meta.loader_epoch = state.epoch;
-  meta.loader_position = state.position;
-  meta.rng_state = gen_.get_state();
-  meta.default_rng_state = training::dropout_generator().get_state();
+  const CheckpointMeta meta = training::run_checkpoint_meta(config_, *dataset_, step_, loader_->state(), gen_);
   return training::write_run_checkpoint(run_dir_, meta, classifier_->net(), ema_->net<ClassifierNet>(),
                                         *optimizer_, config_.train.keep);
 }

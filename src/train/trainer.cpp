@@ -157,9 +157,7 @@ LoaderState TrainingRun::resume(const std::string& path) {
   if (reader.has_ema()) reader.load_module("ema", ema_->net());
   reader.load_optimizer(*optimizer_);
   step_ = reader.meta().step;
-  if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
-  if (reader.meta().default_rng_state.defined())
-    dropout_generator().set_state(reader.meta().default_rng_state);
+  training::restore_generators(reader.meta(), gen_);
   // The logging window in progress (steps since the last metrics row), so that the next row
   // averages the same steps as in a run that never stopped.
   if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
@@ -257,15 +255,7 @@ void TrainingRun::write_samples() {
 }
 
 std::string TrainingRun::save_checkpoint() {
-  CheckpointMeta meta;
-  meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
-  meta.class_names = dataset_->info().class_names;
-  meta.step = step_;
-  const auto state = loader_->state();
-  meta.loader_epoch = state.epoch;
-  meta.loader_position = state.position;
-  meta.rng_state = gen_.get_state();
-  meta.default_rng_state = dropout_generator().get_state();
+  CheckpointMeta meta = training::run_checkpoint_meta(config_, *dataset_, step_, loader_->state(), gen_);
   if (window_steps_ > 0 && loss_sum_.defined()) {
     meta.loss_window = loss_sum_.detach().cpu();
     meta.loss_window_steps = window_steps_;

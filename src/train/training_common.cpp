@@ -71,6 +71,24 @@ void truncate_metrics(const fs::path& path, int64_t last_step) {
   write_text_file_atomic(path.string(), kept);
 }
 
+CheckpointMeta run_checkpoint_meta(const ExperimentConfig& config, const Dataset& dataset, int64_t step,
+                                   const LoaderState& loader, torch::Generator& gen) {
+  CheckpointMeta meta;
+  meta.config_yaml = to_yaml_string(emit_experiment_config(config));
+  meta.class_names = dataset.info().class_names;
+  meta.step = step;
+  meta.loader_epoch = loader.epoch;
+  meta.loader_position = loader.position;
+  meta.rng_state = gen.get_state();
+  meta.default_rng_state = dropout_generator().get_state();
+  return meta;
+}
+
+void restore_generators(const CheckpointMeta& meta, torch::Generator& gen) {
+  if (meta.rng_state.defined()) gen.set_state(meta.rng_state);
+  if (meta.default_rng_state.defined()) dropout_generator().set_state(meta.default_rng_state);
+}
+
 std::string write_run_checkpoint(const fs::path& run_dir, const CheckpointMeta& meta,
                                  const torch::nn::Module& model, const torch::nn::Module& ema,
                                  torch::optim::Optimizer& optimizer, int keep) {

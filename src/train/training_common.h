@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_loader.h"
 #include "diffuse/train/checkpoint.h"
 
 namespace diffuse::training {
@@ -29,6 +30,13 @@ torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double ma
 
 // Keeps metrics.jsonl consistent on resume: rows past the resumed step are dropped.
 void truncate_metrics(const std::filesystem::path& path, int64_t last_step);
+
+// What every run's checkpoint holds besides the modules: the resolved config, the dataset's
+// class names, the step, the loader position and both generators' states.
+CheckpointMeta run_checkpoint_meta(const ExperimentConfig& config, const Dataset& dataset, int64_t step,
+                                   const LoaderState& loader, torch::Generator& gen);
+// Puts the generators of `meta` back (the trainer's and the dropout generator).
+void restore_generators(const CheckpointMeta& meta, torch::Generator& gen);
 
 // Writes ckpt/step_N.pt, copies it to ckpt/last.pt and keeps the last `keep` numbered ones
 // (none with keep = 0). Returns the path of last.pt.
