@@ -58,21 +58,27 @@ torch::Tensor ideal_output(Prediction p, const torch::Tensor& x0, const torch::T
   return {};
 }
 
+// D(x0 + σ n; σ) = x0 when the network returns the ideal output; returns the network.
+std::shared_ptr<ScriptedNet> expect_ideal_output_reconstructs_x0(Prediction p, const NoiseSchedule& schedule,
+                                                                 std::vector<float> sigmas) {
+  auto net = std::make_shared<ScriptedNet>();
+  Precond precond(net, p, schedule);
+  torch::manual_seed(0);
+  auto x0 = torch::randn({3, 1, 4, 4});
+  auto n = torch::randn({3, 1, 4, 4});
+  auto sigma = torch::tensor(sigmas);
+  net->output = ideal_output(p, x0, n, sigma);
+  auto d = precond->denoise(x0 + sigma.view({-1, 1, 1, 1}) * n, sigma, {});
+  EXPECT_TRUE(torch::allclose(d, x0, 1e-4, 1e-4)) << (d - x0).abs().max().item<float>();
+  return net;
+}
+
 }  // namespace
 
 class PrecondAllTypes : public ::testing::TestWithParam<Prediction> {};
 
 TEST_P(PrecondAllTypes, IdealOutputReconstructsX0) {
-  const Prediction p = GetParam();
-  auto net = std::make_shared<ScriptedNet>();
-  Precond precond(net, p, schedule_for(p));
-  torch::manual_seed(0);
-  auto x0 = torch::randn({3, 1, 4, 4});
-  auto n = torch::randn({3, 1, 4, 4});
-  auto sigma = torch::tensor({0.01f, 1.0f, 40.0f});
-  net->output = ideal_output(p, x0, n, sigma);
-  auto d = precond->denoise(x0 + sigma.view({-1, 1, 1, 1}) * n, sigma, {});
-  EXPECT_TRUE(torch::allclose(d, x0, 1e-4, 1e-4)) << (d - x0).abs().max().item<float>();
+  expect_ideal_output_reconstructs_x0(GetParam(), schedule_for(GetParam()), {0.01f, 1.0f, 40.0f});
 }
 
 TEST_P(PrecondAllTypes, NetworkInputAndNoiseConditioning) {
@@ -127,16 +133,8 @@ TEST(Precond, EveryPredictionReconstructsX0OnTheVeAndFlowSchedules) {
   for (const auto& schedule : {NoiseSchedule::ve(0.01, 50.0), NoiseSchedule::flow(1e-3, 999.0, 3.0)}) {
     for (Prediction p : {Prediction::eps, Prediction::v, Prediction::x0, Prediction::flow}) {
       SCOPED_TRACE(enum_name(p, kPredictionNames));
-      auto net = std::make_shared<ScriptedNet>();
-      Precond precond(net, p, schedule);
-      torch::manual_seed(1);
-      auto x0 = torch::randn({3, 1, 4, 4});
-      auto n = torch::randn({3, 1, 4, 4});
-      auto sigma = torch::tensor({0.02f, 1.0f, 40.0f});
-      net->output = ideal_output(p, x0, n, sigma);
-      auto d = precond->denoise(x0 + sigma.view({-1, 1, 1, 1}) * n, sigma, {});
-      EXPECT_TRUE(torch::allclose(d, x0, 1e-4, 1e-4)) << (d - x0).abs().max().item<float>();
-      EXPECT_TRUE(torch::allclose(net->last_noise_cond, schedule.noise_input(sigma)));
+      const auto net = expect_ideal_output_reconstructs_x0(p, schedule, {0.02f, 1.0f, 40.0f});
+      EXPECT_TRUE(torch::allclose(net->last_noise_cond, schedule.noise_input(torch::tensor({0.02f, 1.0f, 40.0f}))));
     }
   }
 }
