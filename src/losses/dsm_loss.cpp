@@ -30,33 +30,41 @@ torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
 TrainingNoiseSampler::TrainingNoiseSampler(const DiffusionOptions& options,
                                            const NoiseSchedule& schedule)
     : options_(options) {
-  if (schedule.is_vp())
+  if (options.sigma_distribution == SigmaDistribution::grid) {
+    if (!schedule.is_vp())
+      throw ConfigError("diffusion.sigma_distribution 'grid' needs a VP schedule");
     grid_sigmas_ = torch::tensor(schedule.sigmas(), torch::kFloat64).to(torch::kFloat32);
-}
-
-namespace {
-
-// σ [B] on the CPU (and the VP timesteps); see sample_sigma.
-torch::Tensor draw_sigma(const torch::Tensor& grid_sigmas, const DiffusionOptions& options,
-                         int64_t batch, torch::Generator& gen, torch::Tensor* timesteps) {
-  if (grid_sigmas.defined()) {
-    auto t = torch::randint(grid_sigmas.size(0), {batch}, gen, torch::kLong);
-    if (timesteps) *timesteps = t;
-    return grid_sigmas.index_select(0, t);
   }
-  auto log_sigma = torch::randn({batch}, gen, torch::kFloat32) * options.p_std + options.p_mean;
-  return log_sigma.exp();
 }
 
-}  // namespace
 
 torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator& gen,
                                                  torch::Device device,
                                                  torch::Tensor* timesteps) const {
-  torch::Tensor t;
-  auto sigma = draw_sigma(grid_sigmas_, options_, batch, gen, &t);
-  if (timesteps && t.defined()) *timesteps = copy_to_device(t, device);
-  return copy_to_device(sigma, device);
+  torch::Tensor sigma;
+  switch (options_.sigma_distribution) {
+    case SigmaDistribution::grid: {
+      auto t = torch::randint(grid_sigmas_.size(0), {batch}, gen, torch::kLong);
+      if (timesteps) *timesteps = copy_to_device(t, device);
+      return copy_to_device(grid_sigmas_.index_select(0, t), device);
+    }
+    case SigmaDistribution::log_normal:
+      sigma = (torch::randn({batch}, gen, torch::kFloat32) * options_.p_std + options_.p_mean).exp();
+      break;
+    case SigmaDistribution::log_uniform: {
+      const double lo = std::log(options_.sigma_min), hi = std::log(options_.sigma_max);
+      sigma = (lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64)).exp().to(torch::kFloat32);
+      break;
+    }
+    case SigmaDistribution::uniform_t: {
+      const double lo = NoiseSchedule::flow_t_from_sigma(options_.sigma_min);
+      const double hi = NoiseSchedule::flow_t_from_sigma(options_.sigma_max);
+      const auto t = lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64);
+      sigma = (t / (1.0 - t)).to(torch::kFloat32);
+      break;
+    }
+  }
+  return copy_to_device(sigma * options_.shift, device);
 }
 
 torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int64_t null_label,

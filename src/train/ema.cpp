@@ -6,7 +6,7 @@
 
 namespace diffuse {
 
-Ema::Ema(std::shared_ptr<DiffusionNet> average, double decay, bool warmup)
+Ema::Ema(std::shared_ptr<torch::nn::Module> average, double decay, bool warmup)
     : average_(std::move(average)), decay_(decay), warmup_(warmup) {
   for (auto& p : average_->parameters()) {
     p.set_requires_grad(false);

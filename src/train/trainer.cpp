@@ -7,9 +7,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
-#include <regex>
-#include <sstream>
 
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
@@ -20,10 +17,12 @@
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
+#include "diffuse/train/classifier_trainer.h"
 #include "diffuse/train/ema.h"
 #include "diffuse/train/optimizer.h"
 #include "train/device_prefetcher.h"
 #include "train/graphed_train_step.h"
+#include "train/training_common.h"
 
 namespace diffuse {
 namespace fs = std::filesystem;
@@ -39,65 +38,11 @@ double learning_rate_at(const TrainOptions& o, int64_t step) {
 
 namespace {
 
-// Dropout draws from LibTorch's process-wide CPU generator (torch::dropout takes no generator),
-// so the trainer seeds it, saves its state in checkpoints and restores it around sampling.
-at::Generator dropout_generator() { return at::detail::getDefaultCPUGenerator(); }
-
-std::string format_duration(double seconds) {
-  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
-  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-  else out << s << "s";
-  return out.str();
-}
-
-std::string progress_bar(double fraction, int width = 20) {
-  const int filled = static_cast<int>(std::round(std::clamp(fraction, 0.0, 1.0) * width));
-  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
-}
-
-// Global-norm gradient clipping without a host sync: the scale is computed on the device.
-torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat32).norm());
-  if (norms.empty()) return torch::zeros({});
-  auto total = torch::stack(norms).norm();
-  if (max_norm > 0) {
-    auto scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().detach().mul_(scale.to(p.grad().scalar_type()));
-  }
-  return total;
-}
-
-// Keeps metrics.jsonl consistent on resume: rows past the resumed step are dropped.
-void truncate_metrics(const fs::path& path, int64_t last_step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string kept, line;
-  const std::regex step_re("\"step\":\\s*(\\d+)");
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (std::regex_search(line, m, step_re) && std::stoll(m[1]) > last_step) continue;
-    kept += line + "\n";
-  }
-  in.close();
-  write_text_file_atomic(path.string(), kept);
-}
-
-void prune_checkpoints(const fs::path& dir, int keep) {
-  std::vector<std::pair<int64_t, fs::path>> numbered;
-  const std::regex name_re("step_(\\d+)\\.pt");
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    std::smatch m;
-    const std::string name = entry.path().filename().string();
-    if (std::regex_match(name, m, name_re)) numbered.emplace_back(std::stoll(m[1]), entry.path());
-  }
-  std::sort(numbered.begin(), numbered.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < numbered.size(); ++i) fs::remove(numbered[i].second);
-}
+using training::clip_gradients;
+using training::dropout_generator;
+using training::format_duration;
+using training::progress_bar;
+using training::truncate_metrics;
 
 // Puts 4-D weights in channels-last layout so cuDNN picks NHWC kernels.
 void to_channels_last(torch::nn::Module& module) {
@@ -232,9 +177,7 @@ LoaderState TrainingRun::resume(const std::string& path) {
   reader.load_optimizer(optimizer_->adamw());
   optimizer_->state_loaded();
   step_ = reader.meta().step;
-  if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
-  if (reader.meta().default_rng_state.defined())
-    dropout_generator().set_state(reader.meta().default_rng_state);
+  training::restore_generators(reader.meta(), gen_);
   // The logging window in progress (steps since the last metrics row), so that the next row
   // averages the same steps as in a run that never stopped.
   if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
@@ -364,29 +307,13 @@ void TrainingRun::write_samples() {
 }
 
 std::string TrainingRun::save_checkpoint() {
-  CheckpointMeta meta;
-  meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
-  meta.class_names = dataset_->info().class_names;
-  meta.step = step_;
-  const auto state = prefetcher_->state();
-  meta.loader_epoch = state.epoch;
-  meta.loader_position = state.position;
-  meta.rng_state = gen_.get_state();
-  meta.default_rng_state = dropout_generator().get_state();
+  CheckpointMeta meta = training::run_checkpoint_meta(config_, *dataset_, step_, prefetcher_->state(), gen_);
   if (window_steps_ > 0 && loss_sum_.defined()) {
     meta.loss_window = loss_sum_.detach().cpu();
     meta.loss_window_steps = window_steps_;
   }
-  const auto dir = run_dir_ / "ckpt";
-  const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
-  write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), &optimizer_->adamw());
-  const auto last = dir / "last.pt";
-  fs::copy_file(numbered, dir / "last.pt.tmp", fs::copy_options::overwrite_existing);
-  fs::rename(dir / "last.pt.tmp", last);
-  prune_checkpoints(dir, config_.train.keep);
-  if (config_.train.keep == 0) fs::remove(numbered);
-  spdlog::info("checkpoint {}", last.string());
-  return last.string();
+  return training::write_run_checkpoint(run_dir_, meta, *precond_->net_ptr(), ema_->net(),
+                                       optimizer_->adamw(), config_.train.keep);
 }
 
 TrainResult TrainingRun::run() {
@@ -438,6 +365,7 @@ TrainResult TrainingRun::run() {
 }  // namespace
 
 TrainResult train(const ExperimentConfig& config, const TrainerOptions& options) {
+  if (config.model.arch == ModelArch::classifier) return train_classifier(config, options);
   TrainingRun run(config, options);
   return run.run();
 }

@@ -32,8 +32,13 @@ class TrainingNoiseSampler {
  public:
   TrainingNoiseSampler(const DiffusionOptions& options, const NoiseSchedule& schedule);
 
-  // σ [B] (float32, on `device`): VP schedules draw t uniform in {0..T-1} and return σ_t
-  // (and `timesteps`); EDM draws ln σ ~ N(P_mean, P_std²).
+  // σ [B] (float32, on `device`) by diffusion.sigma_distribution, then times the flow shift:
+  //   grid        t uniform in {0..T-1} of the VP grid, σ_t (and `timesteps`; Ho et al. 2020);
+  //   log_normal  ln σ ~ N(p_mean, p_std²) (Karras et al. 2022 §5). For flow this is SD3's
+  //               logit-normal t (Esser et al. 2024 eq. 19), since ln σ = ln(t/(1-t)) = logit t;
+  //   log_uniform ln σ uniform on [ln σ_min, ln σ_max] (the VE SDE's σ(t) = σ_min (σ_max/σ_min)^t
+  //               at uniform t, Song et al. 2021 eq. 30; NCSN's geometric levels, continuous);
+  //   uniform_t   t uniform on [t(σ_min), t(σ_max)], σ = t/(1-t) (rectified flow, Liu et al. 2023).
   torch::Tensor sample_sigma(int64_t batch, torch::Generator& gen, torch::Device device,
                              torch::Tensor* timesteps = nullptr) const;
   // Replaces each label by `null_label` with probability p_uncond.
@@ -45,7 +50,7 @@ class TrainingNoiseSampler {
 
  private:
   DiffusionOptions options_;
-  torch::Tensor grid_sigmas_;  // VP σ_t, CPU float32
+  torch::Tensor grid_sigmas_;  // VP σ_t, CPU float32 (distribution grid)
 };
 
 struct LossOutput {
