@@ -216,7 +216,7 @@ void ClassifierRun::log_progress() {
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
           << ", \"train_accuracy\": " << format_double(std::round(accuracy * 1e4) / 1e4)
-          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 10) / 10)
+          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 1000) / 1000)
           << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10) << "}\n";
   last_loss_ = mean_loss;
   loss_sum_ = correct_sum_ = torch::Tensor();

@@ -272,7 +272,7 @@ void TrainingRun::log_progress() {
                100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, format_duration(eta));
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
-          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 10) / 10)
+          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 1000) / 1000)
           << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10)
           << ", \"peak_memory_mb\": " << compat::peak_memory_bytes(device_) / (1 << 20) << "}\n";
   last_loss_ = mean_loss;

@@ -51,6 +51,7 @@ TEST(CudaGraph, SamplingOnTheCpuIsRefusedBeforeAnyWork) {
   m.arch = ModelArch::unet;
   m.in_channels = 1;
   m.image_size = 8;
+  m.num_classes = 0;
   m.unet.base_channels = 8;
   m.unet.channel_mult = {1};
   m.unet.num_res_blocks = 1;
