@@ -9,24 +9,36 @@
 # memory, device, LibTorch version. Training figures come from the last logging window
 # (the first window absorbs warm-up); sampling figures include the first batch.
 #
-# Usage: scripts/bench.sh [--small] [--device auto|cpu|cuda:N] [--out DIR]
+# Usage: scripts/bench.sh [--small] [--device auto|cpu|cuda:N] [--mode M] [--out DIR]
 #   --small  tiny batches and step counts, for a CPU check that the benchmark runs (CI).
+#   --mode   which CUDA speed features are on (the ratio of two modes is the feature's gain):
+#            eager   per-tensor AdamW, NCHW convolutions: the baseline;
+#            default the shipped defaults (fused AdamW, channels-last UNet);
+#            graphs  default + train.cuda_graph and sample --cuda-graph.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/bench_common.sh"
 
 small=0
 device=auto
+mode=default
 out=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --small) small=1; shift ;;
     --device) device=${2:?--device needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument '$1' (valid: --small, --device D, --out DIR)" >&2; exit 2 ;;
+    --mode) mode=${2:?--mode needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument '$1' (valid: --small, --device D, --mode M, --out DIR)" >&2; exit 2 ;;
   esac
 done
+case $mode in
+  eager) train_mode=(--set train.fused_adamw=false --set train.channels_last=false); sample_mode=() ;;
+  default) train_mode=(); sample_mode=() ;;
+  graphs) train_mode=(--set train.cuda_graph=true); sample_mode=(--cuda-graph) ;;
+  *) echo "error: --mode: expected eager, default or graphs, found '$mode'" >&2; exit 2 ;;
+esac
 BIN=$(bench_binary "$root")
 if [[ -z $out ]]; then
   out=$(mktemp -d)
@@ -48,7 +60,7 @@ train_figures() {
     --set data.channels=3 --set data.hflip=false --set train.device="$device" \
     --set train.batch_size=$train_batch --set train.steps=$train_steps \
     --set train.log_every=$log_every --set train.warmup_steps=0 --set train.sample_every=0 \
-    --set train.ckpt_every=$train_steps "$@" >&2
+    --set train.ckpt_every=$train_steps ${train_mode[@]+"${train_mode[@]}"} "$@" >&2
   local row ips
   row=$(tail -n 1 "$out/$name/metrics.jsonl")
   ips=$(json_field img_per_s "$row")
@@ -57,15 +69,15 @@ train_figures() {
 
 read -r ut_ips ut_ms ut_mem < <(train_figures unet_train cifar10_ddpm.yaml)
 read -r us_ips us_ms us_mem < <(sample_figures "$out/unet_train/ckpt/last.pt" "$out/unet_sample" \
-  ddim $sample_steps $sample_batch "$device")
+  ddim $sample_steps $sample_batch "$device" ${sample_mode[@]+"${sample_mode[@]}"})
 read -r dt_ips dt_ms dt_mem < <(train_figures dit_train cifar10_dit_s2.yaml)
 read -r ds_ips ds_ms ds_mem < <(sample_figures "$out/dit_train/ckpt/last.pt" "$out/dit_sample" \
-  ddim $sample_steps $sample_batch "$device" --classes 0-9)
+  ddim $sample_steps $sample_batch "$device" --classes 0-9 ${sample_mode[@]+"${sample_mode[@]}"})
 
 device_name=$(value_of device "$out/unet_sample/sampling.yaml")
 torch_version=$("$BIN" --version | sed -n 's/.*LibTorch \([0-9.a-z+]*\).*/\1/p')
 cat <<JSON
-{"device": "$device_name", "libtorch": "$torch_version", "small": $([[ $small == 1 ]] && echo true || echo false),
+{"device": "$device_name", "libtorch": "$torch_version", "mode": "$mode", "small": $([[ $small == 1 ]] && echo true || echo false),
  "unet_train": {"img_per_s": $ut_ips, "ms_per_step": $ut_ms, "batch": $train_batch, "peak_memory_mb": $ut_mem},
  "unet_sample_ddim": {"img_per_s": $us_ips, "ms_per_batch": $us_ms, "batch": $sample_batch, "steps": $sample_steps, "peak_memory_mb": $us_mem},
  "dit_train": {"img_per_s": $dt_ips, "ms_per_step": $dt_ms, "batch": $train_batch, "peak_memory_mb": $dt_mem},

@@ -14,6 +14,7 @@
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
+#include "diffuse/train/classifier_trainer.h"
 
 namespace diffuse::cli {
 namespace fs = std::filesystem;
@@ -30,11 +31,18 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--checkpoint", "CKPT", "checkpoint written by diffuse train"},
                 {"--sampler", "NAME", "one of: " + sampler_names + " (default dpmpp2m)"},
                 {"--steps", "N", "sampling steps, 1-10000 (default 20; ddpm always walks all T steps)"},
-                {"--spacing", "NAME", "VP step spacing: leading | trailing | linspace | karras (default trailing)"},
+                {"--spacing", "NAME", "leading | trailing | linspace (VP grids) | karras | geometric | linear_t (default: trailing for VP models, else the schedule's own)"},
                 {"--eta", "E", "DDIM / euler_a stochasticity in [0, 1] (0 deterministic, 1 ancestral)"},
                 {"--s-churn", "S", "Heun churn S_churn in [0, 1000] (EDM Algorithm 2; default 0)"},
                 {"--clip", "C", "clamp the x0 estimate to [-C, C], C in [0, 1000]; 0 disables (default 1 for image models, off for latents)"},
+                {"--langevin-steps", "T", "langevin: steps per noise level, 1-100000 (default 100)"},
+                {"--langevin-eps", "E", "langevin: step size ε of α_i = ε σ_i²/σ_L², in (0, 1] (default 2e-5)"},
+                {"--predictor", "NAME", "pc: the predictor sampler (default sde_ve)"},
+                {"--corrector-steps", "M", "pc: Langevin corrector steps after each predictor step, 0-1000 (default 1)"},
+                {"--snr", "R", "pc: corrector signal-to-noise ratio r in (0, 100] (default 0.16)"},
                 {"--cfg", "W", "classifier-free guidance weight in [0, 100] (default 1)"},
+                {"--classifier", "CKPT", "classifier guidance with this noise-conditional classifier checkpoint"},
+                {"--classifier-scale", "S", "classifier guidance scale s in [0, 1000] of D + s σ² ∇log p(y|x,σ) (default 1)"},
                 {"--class", "K", "class label for every sample (0 to classes - 1)"},
                 {"--classes", "LIST", "labels cycled over the samples, e.g. 0-9"},
                 {"--seeds", "LIST", "one sample per seed, e.g. 0-63 or 1,5,9 (default 0-15)"},
@@ -43,6 +51,7 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--grid-cols", "C", "grid columns, 1-1024 (default: the number of classes cycled, else √N)"},
                 {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt; latent models write only it)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
+                {"--cuda-graph", "", "capture each batch's denoiser call in a CUDA graph and replay it (CUDA LibTorch 2.x)"},
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
@@ -59,16 +68,45 @@ int run_sample(const std::vector<std::string>& argv) {
   g.spacing = timestep_spacing_from_name(args.get("--spacing", "trailing"));
   g.sampler_options.eta = args.get_double("--eta", g.sampler == "ddim" ? 0.0 : 1.0, 0.0, 1.0);
   g.sampler_options.s_churn = args.get_double("--s-churn", 0.0, 0.0, 1000.0);
+  // Each sampler's own flags are an error with another sampler (they would do nothing).
+  const auto only_for = [&](const std::string& sampler, std::initializer_list<const char*> flags) {
+    for (const char* flag : flags)
+      if (args.has(flag) && g.sampler != sampler)
+        throw UsageError(std::string(flag) + " applies to --sampler " + sampler + " only");
+  };
+  only_for("langevin", {"--langevin-steps", "--langevin-eps"});
+  only_for("pc", {"--predictor", "--corrector-steps", "--snr"});
+  auto& so = g.sampler_options;
+  so.langevin_steps = static_cast<int>(args.get_int("--langevin-steps", so.langevin_steps, 1, 100000));
+  so.langevin_eps = args.get_double("--langevin-eps", so.langevin_eps, 1e-12, 1.0);
+  so.predictor = args.get("--predictor", so.predictor);
+  if (g.sampler == "pc" && !find_sampler(so.predictor).predicts)
+    throw UsageError("--predictor " + so.predictor + " is not a predictor (pc and langevin are not)");
+  so.corrector_steps = static_cast<int>(args.get_int("--corrector-steps", so.corrector_steps, 0, 1000));
+  so.snr = args.get_double("--snr", so.snr, 1e-9, 100.0);
+  if (args.has("--classifier-scale") && !args.has("--classifier"))
+    throw UsageError("--classifier-scale needs --classifier");
+  g.classifier_scale = args.get_double("--classifier-scale", 1.0, 0.0, 1000.0);
   g.cfg = args.get_double("--cfg", 1.0, 0.0, 100.0);
   g.seeds = parse_seed_list(args.get("--seeds", "0-15"), "--seeds");
   if (args.has("--class")) g.labels = {args.get_int("--class", 0, 0, 1'000'000)};
   if (args.has("--classes")) g.labels = parse_int_list(args.get("--classes"), "--classes");
+  g.cuda_graph = args.has("--cuda-graph");
   g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
   const int64_t grid_cols = args.get_int("--grid-cols", 0, 1, 1024);
 
   const auto device = resolve_device(args.get("--device", "auto"), "--device");
   if (device.is_cpu()) warn_if_reference_blas();
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
+  if (args.has("--classifier")) {
+    LoadedClassifier loaded = load_classifier(args.get("--classifier"), !args.has("--no-ema"), device);
+    g.classifier_classes = loaded.config.model.num_classes;
+    NoisyClassifier classifier = loaded.classifier;
+    g.classifier = [classifier](const torch::Tensor& x, const torch::Tensor& sigma) mutable {
+      return classifier->forward(x, sigma);
+    };
+  }
+  if (!model.precond->schedule().is_vp() && !args.has("--spacing")) g.spacing = model.precond->schedule().default_spacing();
   g.bf16 = device.is_cuda() && model.config.train.precision == Precision::bf16;
   // Images live in [-1, 1]: clamping x̂0 there (as DDPM/DDIM reference code does) keeps
   // early-trained models from drifting to saturated samples at high σ; latents are unbounded.
@@ -87,8 +125,9 @@ int run_sample(const std::vector<std::string>& argv) {
     throw ConfigError("--cfg " + format_double(g.cfg) + ": " + checkpoint +
                       " was trained without label dropout (diffusion.p_uncond 0), so its null class "
                       "is untrained; drop --cfg or train with diffusion.p_uncond > 0");
-  if (classes > 0 && g.labels.empty())
-    for (int64_t k = 0; k < classes; ++k) g.labels.push_back(k);
+  const int64_t label_classes = classes > 0 ? classes : g.classifier_classes;
+  if (label_classes > 0 && g.labels.empty())
+    for (int64_t k = 0; k < label_classes; ++k) g.labels.push_back(k);
   const int64_t n = static_cast<int64_t>(g.seeds.size());
   spdlog::info("sampling {} images with {} ({} steps) from {} (step {}, {} weights) on {}", n, g.sampler,
                g.steps, checkpoint, model.step, model.using_ema ? "EMA" : "raw", device.str());
@@ -111,7 +150,7 @@ int run_sample(const std::vector<std::string>& argv) {
   std::vector<int64_t> sample_labels;
   for (int64_t k = 0; k < n; ++k) {
     std::string name = "seed" + std::to_string(g.seeds[static_cast<size_t>(k)]);
-    if (classes > 0) {
+    if (label_classes > 0) {
       const int64_t label = g.labels[static_cast<size_t>(k) % g.labels.size()];
       sample_labels.push_back(label);
       name += "_class" + std::to_string(label);
@@ -120,7 +159,7 @@ int run_sample(const std::vector<std::string>& argv) {
   }
   if (pictures) {
     const int64_t cols = grid_cols > 0 ? grid_cols
-                         : classes > 0 && g.labels.size() > 1 && g.labels.size() <= 16
+                         : label_classes > 0 && g.labels.size() > 1 && g.labels.size() <= 16
                              ? static_cast<int64_t>(g.labels.size())
                              : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
     write_image_grid((fs::path(out_dir) / ("grid" + ext)).string(), images, cols);
@@ -138,11 +177,24 @@ int run_sample(const std::vector<std::string>& argv) {
   emit_value(record, "s_churn", g.sampler_options.s_churn);
   if (g.sampler_options.clip_denoised) emit_value(record, "clip", *g.sampler_options.clip_denoised);
   emit_value(record, "cfg", g.cfg);
+  if (g.sampler == "langevin") {
+    record["langevin_steps"] = g.sampler_options.langevin_steps;
+    emit_value(record, "langevin_eps", g.sampler_options.langevin_eps);
+  }
+  if (g.sampler == "pc") {
+    record["predictor"] = g.sampler_options.predictor;
+    record["corrector_steps"] = g.sampler_options.corrector_steps;
+    emit_value(record, "snr", g.sampler_options.snr);
+  }
+  if (args.has("--classifier")) {
+    record["classifier"] = fs::absolute(args.get("--classifier")).string();
+    emit_value(record, "classifier_scale", g.classifier_scale);
+  }
   record["seeds"] = args.get("--seeds", "0-15");
-  if (classes > 0) record["labels"] = sample_labels;
+  if (label_classes > 0) record["labels"] = sample_labels;
   record["batch_size"] = g.batch_size;
   record["device"] = device.str();
-  record["nfe_per_batch"] = find_sampler(g.sampler).nfe(static_cast<int64_t>(generation_sigmas(model.precond->schedule(), g).size()) - 1);
+  record["nfe_per_batch"] = find_sampler(g.sampler).nfe(static_cast<int64_t>(generation_sigmas(model.precond->schedule(), g).size()) - 1, g.sampler_options);
   emit_value(record, "seconds", std::round(seconds * 1000) / 1000);
   emit_value(record, "images_per_second", std::round(n / seconds * 100) / 100);
   record["peak_memory_mb"] = compat::peak_memory_bytes(device) / (1 << 20);

@@ -70,24 +70,64 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
 
 bool has_fused_adamw(const torch::Device& device) {
 #if DIFFUSE_TORCH2
-  return device.is_cuda();
+  return device.is_cuda() || device.is_cpu();
 #else
   (void)device;
   return false;
 #endif
 }
 
-void fused_adamw(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads,
-                 std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
-                 std::vector<torch::Tensor> steps, double lr, double beta1, double beta2,
-                 double weight_decay, double eps) {
+void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+                 const std::vector<torch::Tensor>& exp_avgs,
+                 const std::vector<torch::Tensor>& exp_avg_sqs,
+                 const std::vector<torch::Tensor>& steps, const torch::Tensor& lr, double beta1,
+                 double beta2, double weight_decay, double eps) {
 #if DIFFUSE_TORCH2
   at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr, beta1, beta2,
                     weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
 #else
   (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps;
   (void)lr; (void)beta1; (void)beta2; (void)weight_decay; (void)eps;
-  throw std::logic_error("fused AdamW needs LibTorch 2.x with CUDA");
+  throw std::logic_error("fused AdamW needs LibTorch 2.x (this build: LibTorch " + torch_version() + ")");
+#endif
+}
+
+torch::optim::AdamWParamState& adamw_param_state(torch::optim::AdamW& optimizer,
+                                                 const torch::Tensor& param) {
+#if DIFFUSE_TORCH2
+  void* key = param.unsafeGetTensorImpl();
+#else
+  const std::string key = c10::guts::to_string(param.unsafeGetTensorImpl());
+#endif
+  auto& state = optimizer.state();
+  auto it = state.find(key);
+  if (it == state.end()) {
+    auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+    fresh->step(0);
+    fresh->exp_avg(torch::zeros_like(param, torch::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(param, torch::MemoryFormat::Preserve));
+    it = state.emplace(key, std::move(fresh)).first;
+  }
+  return static_cast<torch::optim::AdamWParamState&>(*it->second);
+}
+
+void foreach_add_one(const std::vector<torch::Tensor>& tensors) {
+#if DIFFUSE_TORCH2
+  at::_foreach_add_(tensors, 1.0);
+#else
+  for (const auto& t : tensors) t.add_(1.0);
+#endif
+}
+
+void ema_lerp_tensor(const std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,
+                     const torch::Tensor& weight) {
+  torch::NoGradGuard no_grad;
+#if DIFFUSE_TORCH2
+  auto delta = at::_foreach_sub(params, ema);
+  at::_foreach_mul_(delta, weight);
+  at::_foreach_add_(ema, delta);
+#else
+  for (size_t i = 0; i < ema.size(); ++i) ema[i].add_((params[i] - ema[i]) * weight);
 #endif
 }
 

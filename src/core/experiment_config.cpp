@@ -163,10 +163,15 @@ ModelOptions parse_model(ConfigNode n) {
     } catch (const ConfigError& e) {
       n.fail("preset", e.what());
     }
-    if (n.has("arch") && o.arch != arch)
+    // A classifier is the encoder half of a UNet, so it takes the UNet presets.
+    if (arch == ModelArch::classifier) {
+      if (o.arch != ModelArch::unet) n.fail("preset", "a classifier takes a UNet preset, not '" + o.preset + "'");
+      o.arch = ModelArch::classifier;
+    } else if (n.has("arch") && o.arch != arch) {
       n.fail("preset", "'" + o.preset + "' is a " + enum_name(o.arch, kModelArchNames) +
                            " preset but model.arch is " + enum_name(arch, kModelArchNames) +
                            "; drop one of them or pick a " + enum_name(arch, kModelArchNames) + " preset");
+    }
   }
   n.read("in_channels", o.in_channels);
   n.read("image_size", o.image_size);
@@ -177,6 +182,8 @@ ModelOptions parse_model(ConfigNode n) {
     n.fail("num_classes", "must be -1 (from the dataset), 0 (unconditional) or a count up to 1000000, found " +
                               std::to_string(o.num_classes));
   n.read("learn_sigma", o.learn_sigma);
+  if (o.learn_sigma && o.arch == ModelArch::classifier)
+    n.fail("learn_sigma", "a classifier has no variance output");
   parse_unet(n.child("unet"), o.unet);
   parse_dit(n.child("dit"), o.dit);
   n.finish();
@@ -191,7 +198,7 @@ YAML::Node emit_model(const ModelOptions& o) {
   emit_value(n, "image_size", o.image_size);
   emit_value(n, "num_classes", o.num_classes);
   emit_value(n, "learn_sigma", o.learn_sigma);
-  if (o.arch == ModelArch::unet) n["unet"] = emit_unet(o.unet);
+  if (o.arch == ModelArch::unet || o.arch == ModelArch::classifier) n["unet"] = emit_unet(o.unet);
   if (o.arch == ModelArch::dit) n["dit"] = emit_dit(o.dit);
   return n;
 }
@@ -199,10 +206,28 @@ YAML::Node emit_model(const ModelOptions& o) {
 DiffusionOptions parse_diffusion(ConfigNode n) {
   DiffusionOptions o;
   n.read_enum("schedule", o.schedule, kScheduleKindNames);
-  // EDM models default to EDM preconditioning and loss weighting.
-  if (o.schedule == ScheduleKind::edm) {
-    o.prediction = Prediction::edm;
-    o.weighting = LossWeighting::edm;
+  // Each schedule brings its own defaults (the published settings):
+  switch (o.schedule) {
+    case ScheduleKind::vp_linear:
+    case ScheduleKind::vp_cosine: break;
+    case ScheduleKind::edm:  // Karras et al. 2022: EDM preconditioning, weighting, log-normal σ
+      o.prediction = Prediction::edm;
+      o.weighting = LossWeighting::edm;
+      o.sigma_distribution = SigmaDistribution::log_normal;
+      break;
+    case ScheduleKind::ve:  // Song et al. 2021 (NCSN++ CIFAR-10, data in [-1, 1] doubles σ_max 50)
+      o.sigma_min = 0.01;
+      o.sigma_max = 50.0;
+      o.sigma_distribution = SigmaDistribution::log_uniform;
+      break;
+    case ScheduleKind::flow:  // rectified flow: velocity, t ∈ [0.001, 0.999], uniform t
+      o.prediction = Prediction::flow;
+      o.sigma_min = 1e-3;
+      o.sigma_max = 999.0;
+      o.sigma_distribution = SigmaDistribution::uniform_t;
+      o.p_mean = 0.0;  // SD3's logit-normal(0, 1) when sigma_distribution is log_normal
+      o.p_std = 1.0;
+      break;
   }
   n.read("timesteps", o.timesteps);
   n.check_int_range("timesteps", o.timesteps, 2, kMaxTimesteps);
@@ -222,7 +247,19 @@ DiffusionOptions parse_diffusion(ConfigNode n) {
                             format_double(o.sigma_max));
   n.read("sigma_data", o.sigma_data);
   check_positive(n, "sigma_data", o.sigma_data, 1e3);
+  n.read("shift", o.shift);
+  check_positive(n, "shift", o.shift, 1e3);
+  if (o.shift != 1.0 && o.schedule != ScheduleKind::flow)
+    n.fail("shift", "applies to schedule 'flow' only (SD3's resolution shift of t)");
   n.read_enum("prediction", o.prediction, kPredictionNames);
+  n.read_enum("sigma_distribution", o.sigma_distribution, kSigmaDistributionNames);
+  const bool vp = o.schedule == ScheduleKind::vp_linear || o.schedule == ScheduleKind::vp_cosine;
+  if (o.sigma_distribution == SigmaDistribution::grid && !vp)
+    n.fail("sigma_distribution", "'grid' draws the timesteps of a VP schedule; schedule '" +
+                                     std::string(enum_name(o.schedule, kScheduleKindNames)) +
+                                     "' has none (use log_normal or log_uniform)");
+  if (o.sigma_distribution == SigmaDistribution::uniform_t && o.schedule != ScheduleKind::flow)
+    n.fail("sigma_distribution", "'uniform_t' draws the flow time t; it needs schedule 'flow'");
   n.read_enum("weighting", o.weighting, kLossWeightingNames);
   n.read("min_snr_gamma", o.min_snr_gamma);
   check_positive(n, "min_snr_gamma", o.min_snr_gamma, 1e6);
@@ -249,13 +286,37 @@ YAML::Node emit_diffusion(const DiffusionOptions& o) {
   emit_value(n, "sigma_min", o.sigma_min);
   emit_value(n, "sigma_max", o.sigma_max);
   emit_value(n, "sigma_data", o.sigma_data);
+  emit_value(n, "shift", o.shift);
   emit_enum(n, "prediction", o.prediction, kPredictionNames);
+  emit_enum(n, "sigma_distribution", o.sigma_distribution, kSigmaDistributionNames);
   emit_enum(n, "weighting", o.weighting, kLossWeightingNames);
   emit_value(n, "min_snr_gamma", o.min_snr_gamma);
   emit_value(n, "p_mean", o.p_mean);
   emit_value(n, "p_std", o.p_std);
   emit_value(n, "p_uncond", o.p_uncond);
   emit_value(n, "vlb_weight", o.vlb_weight);
+  return n;
+}
+
+ClassifierOptions parse_classifier(ConfigNode n) {
+  ClassifierOptions o;
+  n.read_enum("noise", o.noise, kClassifierNoiseNames);
+  n.read("eval_sigmas", o.eval_sigmas);
+  if (o.eval_sigmas.size() > 64)
+    n.fail("eval_sigmas", "must list at most 64 noise levels, found " + std::to_string(o.eval_sigmas.size()));
+  for (double s : o.eval_sigmas)
+    if (!(s >= 0 && s <= 1e6)) n.fail("eval_sigmas", "σ values must lie in [0, 1e6], found " + format_double(s));
+  n.read("eval_batches", o.eval_batches);
+  n.check_int_range("eval_batches", o.eval_batches, 0, kMaxSteps);
+  n.finish();
+  return o;
+}
+
+YAML::Node emit_classifier(const ClassifierOptions& o) {
+  YAML::Node n;
+  emit_enum(n, "noise", o.noise, kClassifierNoiseNames);
+  emit_value(n, "eval_sigmas", o.eval_sigmas);
+  emit_value(n, "eval_batches", o.eval_batches);
   return n;
 }
 
@@ -301,6 +362,11 @@ TrainOptions parse_train(ConfigNode n) {
   n.read("keep", o.keep);
   n.check_int_range("keep", o.keep, 0, 1000);
   n.read("channels_last", o.channels_last);
+  n.read("fused_adamw", o.fused_adamw);
+  n.read("cuda_graph", o.cuda_graph);
+  if (o.cuda_graph && o.grad_accum > 1)
+    n.fail("cuda_graph", "captures one micro-batch per step; it cannot be combined with grad_accum " +
+                             std::to_string(o.grad_accum));
   n.read("num_threads", o.num_threads);
   n.check_int_range("num_threads", o.num_threads, 0, kMaxThreads);
   ConfigNode s = n.child("sample");
@@ -344,6 +410,8 @@ YAML::Node emit_train(const TrainOptions& o) {
   emit_value(n, "ckpt_every", o.ckpt_every);
   emit_value(n, "keep", o.keep);
   emit_value(n, "channels_last", o.channels_last);
+  emit_value(n, "fused_adamw", o.fused_adamw);
+  emit_value(n, "cuda_graph", o.cuda_graph);
   emit_value(n, "num_threads", o.num_threads);
   YAML::Node s;
   emit_value(s, "sampler", o.sample.sampler);
@@ -364,12 +432,18 @@ ExperimentConfig parse_experiment_config(ConfigNode& root) {
   c.data = parse_data(root.child("data"));
   c.model = parse_model(root.child("model"));
   c.diffusion = parse_diffusion(root.child("diffusion"));
+  if (c.model.arch == ModelArch::classifier) {
+    c.classifier = parse_classifier(root.child("classifier"));
+  } else if (root.has("classifier")) {
+    root.fail("classifier", "applies to model.arch 'classifier' only");
+  }
   c.train = parse_train(root.child("train"));
   root.finish();
-  if (c.diffusion.schedule == ScheduleKind::edm && c.diffusion.prediction != Prediction::edm)
+  const ScheduleKind schedule = c.diffusion.schedule;
+  if (schedule == ScheduleKind::edm && c.diffusion.prediction != Prediction::edm)
     root.fail("diffusion", "schedule 'edm' needs prediction 'edm' (VP predictions eps/v/x0 "
                            "are defined on the discrete VP grid)");
-  if (c.model.learn_sigma && c.diffusion.schedule == ScheduleKind::edm)
+  if (c.model.learn_sigma && schedule != ScheduleKind::vp_linear && schedule != ScheduleKind::vp_cosine)
     root.fail("model", "learn_sigma needs a VP schedule (the learned variance interpolates "
                        "between β and β̃ of the discrete grid)");
   return c;
@@ -389,6 +463,7 @@ YAML::Node emit_experiment_config(const ExperimentConfig& c) {
   n["data"] = emit_data(c.data);
   n["model"] = emit_model(c.model);
   n["diffusion"] = emit_diffusion(c.diffusion);
+  if (c.model.arch == ModelArch::classifier) n["classifier"] = emit_classifier(c.classifier);
   n["train"] = emit_train(c.train);
   return n;
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "diffuse/core/device_copy.h"
 #include "diffuse/core/error.h"
 
 namespace diffuse {
@@ -27,7 +28,7 @@ torch::Tensor per_sample(std::vector<torch::Generator>& generators, torch::IntAr
   rows.reserve(generators.size());
   auto options = torch::TensorOptions().dtype(torch::kFloat32);
   for (auto& g : generators) rows.push_back(draw(shape, g, options));
-  return torch::stack(rows).to(device, dtype);
+  return copy_to_device(torch::stack(rows), device).to(dtype);
 }
 }  // namespace
 

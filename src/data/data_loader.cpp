@@ -126,8 +126,9 @@ Batch DataLoader::build(int64_t sequence, std::vector<int64_t>& order, int64_t& 
   const int64_t begin = at.position * options_.batch_size;
   const int64_t count = std::min(options_.batch_size, info.size - begin);
   Batch batch;
-  batch.images = torch::empty({count, info.channels, info.height, info.width}, torch::kFloat32);
-  batch.labels = torch::empty({count}, torch::kInt64);
+  const auto host = torch::TensorOptions().pinned_memory(options_.pin_memory);
+  batch.images = torch::empty({count, info.channels, info.height, info.width}, host.dtype(torch::kFloat32));
+  batch.labels = torch::empty({count}, host.dtype(torch::kInt64));
   auto* labels = batch.labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < count; ++i) {
     const int64_t index = order[static_cast<size_t>(begin + i)];

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "diffuse/core/device_copy.h"
 #include "diffuse/core/error.h"
 #include "diffuse/losses/vlb_loss.h"
 
@@ -29,38 +30,72 @@ torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
 TrainingNoiseSampler::TrainingNoiseSampler(const DiffusionOptions& options,
                                            const NoiseSchedule& schedule)
     : options_(options) {
-  if (schedule.is_vp())
+  if (options.sigma_distribution == SigmaDistribution::grid) {
+    if (!schedule.is_vp())
+      throw ConfigError("diffusion.sigma_distribution 'grid' needs a VP schedule");
     grid_sigmas_ = torch::tensor(schedule.sigmas(), torch::kFloat64).to(torch::kFloat32);
+  }
 }
+
 
 torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator& gen,
                                                  torch::Device device,
                                                  torch::Tensor* timesteps) const {
-  if (grid_sigmas_.defined()) {
-    auto t = torch::randint(grid_sigmas_.size(0), {batch}, gen, torch::kLong);
-    if (timesteps) *timesteps = t.to(device);
-    return grid_sigmas_.index_select(0, t).to(device);
+  torch::Tensor sigma;
+  switch (options_.sigma_distribution) {
+    case SigmaDistribution::grid: {
+      auto t = torch::randint(grid_sigmas_.size(0), {batch}, gen, torch::kLong);
+      if (timesteps) *timesteps = copy_to_device(t, device);
+      return copy_to_device(grid_sigmas_.index_select(0, t), device);
+    }
+    case SigmaDistribution::log_normal:
+      sigma = (torch::randn({batch}, gen, torch::kFloat32) * options_.p_std + options_.p_mean).exp();
+      break;
+    case SigmaDistribution::log_uniform: {
+      const double lo = std::log(options_.sigma_min), hi = std::log(options_.sigma_max);
+      sigma = (lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64)).exp().to(torch::kFloat32);
+      break;
+    }
+    case SigmaDistribution::uniform_t: {
+      const double lo = NoiseSchedule::flow_t_from_sigma(options_.sigma_min);
+      const double hi = NoiseSchedule::flow_t_from_sigma(options_.sigma_max);
+      const auto t = lo + (hi - lo) * torch::rand({batch}, gen, torch::kFloat64);
+      sigma = (t / (1.0 - t)).to(torch::kFloat32);
+      break;
+    }
   }
-  auto log_sigma = torch::randn({batch}, gen, torch::kFloat32) * options_.p_std + options_.p_mean;
-  return log_sigma.exp().to(device);
+  return copy_to_device(sigma * options_.shift, device);
 }
 
 torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int64_t null_label,
                                                 torch::Generator& gen) const {
   if (!labels.defined() || options_.p_uncond <= 0.0 || null_label < 0) return labels;
-  auto drop = (torch::rand({labels.size(0)}, gen, torch::kFloat32) < options_.p_uncond).to(labels.device());
+  auto drop = copy_to_device(torch::rand({labels.size(0)}, gen, torch::kFloat32) < options_.p_uncond,
+                             labels.device());
   return torch::where(drop, torch::full_like(labels, null_label), labels);
+}
+
+TrainingDraw TrainingNoiseSampler::draw(const torch::Tensor& x0, const torch::Tensor& labels,
+                                        int64_t null_label, torch::Generator& gen) const {
+  TrainingDraw d;
+  d.sigma = sample_sigma(x0.size(0), gen, x0.device(), &d.timesteps);
+  d.labels = drop_labels(labels, null_label, gen);
+  d.noise = copy_to_device(torch::randn(x0.sizes(), gen, torch::kFloat32), x0.device());
+  return d;
 }
 
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
                     const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
                     torch::Generator& gen) {
-  const int64_t batch = x0.size(0);
-  torch::Tensor timesteps;
-  const auto sigma = sampler.sample_sigma(batch, gen, x0.device(), &timesteps);
-  const auto y = sampler.drop_labels(labels, precond->net().null_label(), gen);
-  const auto noise = torch::randn(x0.sizes(), gen, torch::kFloat32).to(x0.device());
-  const auto x = x0 + sigma.view({-1, 1, 1, 1}) * noise;
+  return dsm_loss(precond, x0, sampler.draw(x0, labels, precond->net().null_label(), gen), options);
+}
+
+LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDraw& draw,
+                    const DiffusionOptions& options) {
+  const auto& sigma = draw.sigma;
+  const auto& timesteps = draw.timesteps;
+  const auto& y = draw.labels;
+  const auto x = x0 + sigma.view({-1, 1, 1, 1}) * draw.noise;
 
   const auto sc = compute_scalings(precond->prediction(), sigma, precond->schedule());
   const auto out = precond->forward(x, sigma, y);

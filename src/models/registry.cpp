@@ -1,6 +1,7 @@
 #include "diffuse/models/registry.h"
 
 #include "diffuse/core/error.h"
+#include "diffuse/models/classifier.h"
 #include "diffuse/models/dit.h"
 #include "diffuse/models/unet.h"
 
@@ -97,6 +98,7 @@ int64_t count_parameters(const torch::nn::Module& module) {
 
 int64_t count_model_parameters(const ModelOptions& options) {
   torch::NoGradGuard no_grad;
+  if (options.arch == ModelArch::classifier) return count_parameters(*make_classifier(options));
   if (options.arch == ModelArch::dit && options.dit.depth > 1) {
     ModelOptions shallow = options;
     shallow.dit.depth = 1;
@@ -119,6 +121,9 @@ std::shared_ptr<DiffusionNet> make_model(const ModelOptions& options) {
   switch (options.arch) {
     case ModelArch::unet: return make_unet(options);
     case ModelArch::dit: return make_dit(options);
+    case ModelArch::classifier:
+      throw ConfigError("model.arch 'classifier' is a classifier, not a diffusion network: train it "
+                        "with diffuse train and use it with diffuse sample --classifier");
   }
   throw std::logic_error("make_model: unhandled architecture");
 }

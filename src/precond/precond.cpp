@@ -9,7 +9,7 @@ Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
   const auto s = sigma.to(torch::kFloat32).view({-1, 1, 1, 1});
   Scalings out;
   // VP types: x_t = √ᾱ x0 + √(1-ᾱ) ε is c_in·x in σ-space (√ᾱ = 1/√(1+σ²)); the network
-  // sees the timestep t(σ) it was trained on. DESIGN §3.
+  // sees the noise input of its schedule (the timestep t(σ) for VP grids). DESIGN §3.
   auto vp_c_in = [&] { return torch::rsqrt(1.0 + s * s); };
   switch (prediction) {
     case Prediction::eps:
@@ -27,6 +27,14 @@ Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
       out.c_skip = torch::zeros_like(s);
       out.c_out = torch::ones_like(s);
       break;
+    case Prediction::flow:
+      // Velocity of the linear interpolant x_t = (1-t) x0 + t ε (Liu et al. 2023 eq. 1,
+      // Lipman et al. 2023 eq. 23): v = ε − x0. With t = σ/(1+σ), x_t = x/(1+σ) is c_in·x,
+      // and x0 = x_t − t v gives c_skip = 1/(1+σ), c_out = −σ/(1+σ).
+      out.c_in = 1.0 / (1.0 + s);
+      out.c_skip = 1.0 / (1.0 + s);
+      out.c_out = -s / (1.0 + s);
+      break;
     case Prediction::edm: {  // Karras et al. 2022, Table 1 ("Ours")
       const double sd = schedule.sigma_data();
       out.c_skip = sd * sd / (s * s + sd * sd);
@@ -36,8 +44,7 @@ Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
       return out;
     }
   }
-  out.c_noise = schedule.is_vp() ? schedule.t_from_sigma(sigma.to(torch::kFloat32))
-                                 : sigma.to(torch::kFloat32).log() / 4.0;
+  out.c_noise = schedule.noise_input(sigma);
   return out;
 }
 

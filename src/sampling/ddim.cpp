@@ -10,8 +10,10 @@ torch::Tensor sample_ddim(const DenoiserFn& denoiser, torch::Tensor x,
   check_sampler_inputs("ddim", x, sigmas, noise);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);
-  for (int64_t i = 0; i < steps; ++i)
+  for (int64_t i = 0; i < steps; ++i) {
     x = ancestral_step(x, sigmas[i], sigmas[i + 1], denoise(x, sigmas[i]), options.eta, noise);
+    x = denoise.correct(x, sigmas[i + 1], noise);
+  }
   return x;
 }
 

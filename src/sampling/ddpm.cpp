@@ -17,13 +17,14 @@ torch::Tensor sample_ddpm(const DenoiserFn& denoiser, torch::Tensor x,
     const auto denoised = denoise(x, sigma);
     if (!options.ddpm_step_std || sigma_next == 0.0) {
       x = ancestral_step(x, sigma, sigma_next, denoised, kDdpmEta, noise);
-      continue;
+    } else {
+      // Learned variance: the posterior mean μ̃ is that of the fixed-variance step (σ_down
+      // of η = 1); only the noise magnitude changes.
+      const AncestralSigmas s = ancestral_sigmas(sigma, sigma_next, kDdpmEta);
+      x = x + to_d(x, sigma, denoised) * (s.down - sigma) +
+          noise.randn_like(x) * options.ddpm_step_std(sigma, sigma_next);
     }
-    // Learned variance: the posterior mean μ̃ is that of the fixed-variance step (σ_down of
-    // η = 1); only the noise magnitude changes.
-    const AncestralSigmas s = ancestral_sigmas(sigma, sigma_next, kDdpmEta);
-    x = x + to_d(x, sigma, denoised) * (s.down - sigma) +
-        noise.randn_like(x) * options.ddpm_step_std(sigma, sigma_next);
+    x = denoise.correct(x, sigma_next, noise);
   }
   return x;
 }

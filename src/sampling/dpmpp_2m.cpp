@@ -28,7 +28,7 @@ torch::Tensor sample_dpmpp_2m(const DenoiserFn& denoiser, torch::Tensor x,
       const double r = previous_h / h;
       denoised_bar = denoised * (1.0 + 1.0 / (2.0 * r)) - previous_denoised * (1.0 / (2.0 * r));
     }
-    x = x * (sigma_next / sigma) - denoised_bar * std::expm1(-h);
+    x = denoise.correct(x * (sigma_next / sigma) - denoised_bar * std::expm1(-h), sigma_next, noise);
     previous_denoised = denoised;
     previous_h = h;
   }

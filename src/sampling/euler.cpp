@@ -13,7 +13,7 @@ torch::Tensor sample_euler(const DenoiserFn& denoiser, torch::Tensor x,
   for (int64_t i = 0; i < steps; ++i) {
     const double sigma = sigmas[i], sigma_next = sigmas[i + 1];
     const auto d = to_d(x, sigma, denoise(x, sigma));
-    x = x + d * (sigma_next - sigma);
+    x = denoise.correct(x + d * (sigma_next - sigma), sigma_next, noise);
   }
   return x;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/cuda_graph.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
@@ -14,8 +15,9 @@ namespace diffuse {
 std::vector<double> generation_sigmas(const NoiseSchedule& schedule, const GenerateOptions& options) {
   if (options.sampler == "ddpm") {
     if (!schedule.is_vp())
-      throw ConfigError("sampler 'ddpm' walks the discrete VP grid; this model uses the EDM "
-                        "schedule (use heun, euler, dpmpp2m or ddim)");
+      throw ConfigError(std::string("sampler 'ddpm' walks the discrete VP grid; this model uses the ") +
+                        enum_name(schedule.kind(), kScheduleKindNames) +
+                        " schedule (use heun, euler, dpmpp2m, ddim or sde_ve)");
     return vp_sigmas(schedule, schedule.timesteps(), TimestepSpacing::leading);
   }
   return sampling_sigmas(schedule, options.steps, options.spacing);
@@ -40,6 +42,33 @@ std::function<torch::Tensor(double, double)> learned_ddpm_step_std(
   };
 }
 
+// The denoiser with its call captured in a CUDA graph on first use (after one eager call,
+// which initialises cuDNN/cuBLAS outside the capture); later calls copy x and σ into the
+// graph's inputs and replay. One graph per batch: the labels are part of it.
+DenoiserFn make_graphed_denoiser(DenoiserFn inner, const torch::Device& device) {
+  struct State {
+    State(DenoiserFn f, const torch::Device& d) : inner(std::move(f)), graph(d, "--cuda-graph") {}
+    DenoiserFn inner;
+    CudaGraph graph;
+    torch::Tensor x, sigma, out;
+  };
+  auto state = std::make_shared<State>(std::move(inner), device);
+  return [state](const torch::Tensor& x, const torch::Tensor& sigma) {
+    auto& s = *state;
+    if (!s.graph.captured()) {
+      s.x = x.clone();
+      s.sigma = sigma.clone();
+      s.inner(s.x, s.sigma);
+      s.graph.capture([&s] { s.out = s.inner(s.x, s.sigma); });
+    } else {
+      copy_graph_input(s.x, x, "--cuda-graph: the sample batch");
+      copy_graph_input(s.sigma, sigma, "--cuda-graph: the noise levels");
+    }
+    s.graph.replay();
+    return s.out.clone();
+  };
+}
+
 }  // namespace
 
 torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
@@ -49,13 +78,19 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
   if (options.batch_size < 1) throw ConfigError("batch size must be >= 1");
   const auto& net_options = precond->net().options();
   const bool conditional = net_options.num_classes > 0;
-  if (!conditional && !options.labels.empty())
+  const bool guided = static_cast<bool>(options.classifier);
+  if (!conditional && !guided && !options.labels.empty())
     throw ConfigError("class labels given, but the model is unconditional");
+  if (guided && conditional && options.classifier_classes != net_options.num_classes)
+    throw ConfigError("the classifier has " + std::to_string(options.classifier_classes) +
+                      " classes but the model " + std::to_string(net_options.num_classes));
+  // Labels index the model's classes, or the classifier's for an unconditional model.
+  const int64_t classes = conditional ? net_options.num_classes : options.classifier_classes;
   for (int64_t label : options.labels)
-    if (label < 0 || label >= net_options.num_classes)
-      throw ConfigError("class " + std::to_string(label) + " is out of range: the model has " +
-                        std::to_string(net_options.num_classes) + " classes (0-" +
-                        std::to_string(net_options.num_classes - 1) + ")");
+    if (label < 0 || label >= classes)
+      throw ConfigError("class " + std::to_string(label) + " is out of range: the " +
+                        (conditional ? "model" : "classifier") + " has " + std::to_string(classes) +
+                        " classes (0-" + std::to_string(classes - 1) + ")");
   if (options.cfg != 1.0 && !conditional)
     throw ConfigError("classifier-free guidance (cfg " + format_double(options.cfg) +
                       ") needs a class-conditional model; this checkpoint is unconditional");
@@ -65,10 +100,16 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
   // defined; other samplers use the model's mean alone.
   const bool learned_variance = net_options.learn_sigma && options.sampler == "ddpm";
   const auto device = precond->parameters().front().device();
+  if (options.cuda_graph) {
+    CudaGraph probe(device, "--cuda-graph");
+    if (learned_variance)
+      throw ConfigError("--cuda-graph: the learned-variance DDPM step reads the network's variance "
+                        "outside the denoiser call; sample without --cuda-graph or with another sampler");
+  }
   const int64_t total = static_cast<int64_t>(options.seeds.size());
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   const int64_t batches = (total + options.batch_size - 1) / options.batch_size;
-  const int64_t nfe_total = entry.nfe(steps) * batches;
+  const int64_t nfe_total = entry.nfe(steps, options.sampler_options) * batches;
   const std::vector<int64_t> shape{net_options.in_channels, net_options.image_size, net_options.image_size};
 
   torch::NoGradGuard no_grad;
@@ -79,24 +120,28 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
     std::vector<uint64_t> seeds(options.seeds.begin() + begin, options.seeds.begin() + end);
     SeededNoise noise(seeds, device);
     torch::Tensor labels;
-    if (conditional) {
-      // Without explicit classes a conditional model cycles through all of them.
+    if (classes > 0) {
+      // Without explicit classes a run cycles through all of them.
       std::vector<int64_t> ids;
       for (int64_t k = begin; k < end; ++k) {
         ids.push_back(options.labels.empty()
-                          ? k % net_options.num_classes
+                          ? k % classes
                           : options.labels[static_cast<size_t>(k) % options.labels.size()]);
       }
       labels = torch::tensor(ids, torch::kLong).to(device);
     }
     auto last_var_interp = std::make_shared<torch::Tensor>();
     DenoiserFn denoiser = make_variance_tapping_denoiser(
-        precond, labels, conditional ? options.cfg : 1.0, learned_variance ? last_var_interp : nullptr);
+        precond, conditional ? labels : torch::Tensor(), conditional ? options.cfg : 1.0,
+        learned_variance ? last_var_interp : nullptr);
+    if (guided)
+      denoiser = make_classifier_guided_denoiser(denoiser, options.classifier, labels, options.classifier_scale);
     SamplerOptions sampler_options = options.sampler_options;
     if (learned_variance)
       sampler_options.ddpm_step_std = learned_ddpm_step_std(precond->schedule(), last_var_interp);
+    if (options.cuda_graph) denoiser = make_graphed_denoiser(std::move(denoiser), device);
     auto x = noise.randn(shape) * sigmas.front();
-    const int64_t nfe_before = entry.nfe(steps) * batch;
+    const int64_t nfe_before = entry.nfe(steps, options.sampler_options) * batch;
     SamplerProgress batch_progress;
     if (progress)
       batch_progress = [&](int64_t done, int64_t) { progress(nfe_before + done, nfe_total); };

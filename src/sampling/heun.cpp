@@ -32,7 +32,7 @@ torch::Tensor sample_heun(const DenoiserFn& denoiser, torch::Tensor x,
       const auto d_next = to_d(x_next, sigma_next, denoise(x_next, sigma_next));
       x_next = x + (d + d_next) * (0.5 * (sigma_next - sigma_hat));
     }
-    x = x_next;
+    x = denoise.correct(x_next, sigma_next, noise);
   }
   return x;
 }

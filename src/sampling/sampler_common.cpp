@@ -29,6 +29,12 @@ torch::Tensor ancestral_step(const torch::Tensor& x, double sigma, double sigma_
   return x_next;
 }
 
+torch::Tensor langevin_step(const torch::Tensor& x, double sigma, const torch::Tensor& denoised,
+                            const torch::Tensor& alpha, const torch::Tensor& z) {
+  const auto score = (denoised - x) / (sigma * sigma);
+  return x + 0.5 * alpha * score + alpha.sqrt() * z;
+}
+
 torch::Tensor sigma_batch(const torch::Tensor& x, double sigma) {
   const auto dtype = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   return torch::full({x.size(0)}, sigma, x.options().dtype(dtype));
@@ -69,6 +75,11 @@ torch::Tensor SamplerDenoiser::operator()(const torch::Tensor& x, double sigma) 
   ++nfe_done_;
   if (progress_) progress_(nfe_done_, nfe_total_);
   return denoised;
+}
+
+torch::Tensor SamplerDenoiser::correct(const torch::Tensor& x, double sigma, SeededNoise& noise) {
+  if (!options_.corrector || sigma <= 0.0) return x;
+  return options_.corrector(x, sigma, *this, noise);
 }
 
 }  // namespace diffuse

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "diffuse/core/error.h"
+#include "diffuse/schedule/sigma_spacing.h"
 
 namespace diffuse {
 namespace {
@@ -18,11 +19,17 @@ double NoiseSchedule::sigma_from_alpha_bar(double alpha_bar) {
 
 double NoiseSchedule::alpha_bar_from_sigma(double sigma) { return 1.0 / (1.0 + sigma * sigma); }
 
+double NoiseSchedule::flow_t_from_sigma(double sigma) { return sigma / (1.0 + sigma); }
+
+double NoiseSchedule::sigma_from_flow_t(double t) { return t / (1.0 - t); }
+
 NoiseSchedule NoiseSchedule::from_options(const DiffusionOptions& o) {
   switch (o.schedule) {
     case ScheduleKind::vp_linear: return vp_linear(o.timesteps, o.beta_start, o.beta_end);
     case ScheduleKind::vp_cosine: return vp_cosine(o.timesteps, o.cosine_s, o.max_beta);
     case ScheduleKind::edm: return edm(o.sigma_min, o.sigma_max, o.sigma_data);
+    case ScheduleKind::ve: return ve(o.sigma_min, o.sigma_max);
+    case ScheduleKind::flow: return flow(o.sigma_min, o.sigma_max, o.shift);
   }
   throw std::logic_error("NoiseSchedule::from_options: unhandled schedule");
 }
@@ -86,6 +93,57 @@ NoiseSchedule NoiseSchedule::edm(double sigma_min, double sigma_max, double sigm
   s.sigma_max_ = sigma_max;
   s.sigma_data_ = sigma_data;
   return s;
+}
+
+NoiseSchedule NoiseSchedule::ve(double sigma_min, double sigma_max) {
+  if (!(sigma_min > 0 && sigma_max > sigma_min))
+    throw ConfigError("diffusion: VE needs 0 < sigma_min < sigma_max");
+  NoiseSchedule s;
+  s.kind_ = ScheduleKind::ve;
+  s.sigma_min_ = sigma_min;
+  s.sigma_max_ = sigma_max;
+  return s;
+}
+
+NoiseSchedule NoiseSchedule::flow(double sigma_min, double sigma_max, double shift) {
+  if (!(sigma_min > 0 && sigma_max > sigma_min))
+    throw ConfigError("diffusion: flow needs 0 < sigma_min < sigma_max (t from " +
+                      format_double(flow_t_from_sigma(sigma_min)) + " to " +
+                      format_double(flow_t_from_sigma(sigma_max)) + ")");
+  if (!(shift > 0)) throw ConfigError("diffusion.shift must be > 0");
+  NoiseSchedule s;
+  s.kind_ = ScheduleKind::flow;
+  // SD3 (Esser et al. 2024, eq. 23): t_m = s·t_n / (1 + (s-1) t_n), i.e. σ_m = s·σ_n.
+  s.sigma_min_ = shift * sigma_min;
+  s.sigma_max_ = shift * sigma_max;
+  s.shift_ = shift;
+  return s;
+}
+
+torch::Tensor NoiseSchedule::noise_input(const torch::Tensor& sigma) const {
+  const auto s = sigma.to(torch::kFloat32);
+  switch (kind_) {
+    case ScheduleKind::vp_linear:
+    case ScheduleKind::vp_cosine: return t_from_sigma(s);
+    case ScheduleKind::edm: return s.log() / 4.0;
+    case ScheduleKind::ve: return (s / 2.0).log();
+    case ScheduleKind::flow: {
+      const auto unshifted = s / shift_;
+      return 1000.0 * unshifted / (1.0 + unshifted);
+    }
+  }
+  throw std::logic_error("NoiseSchedule::noise_input: unhandled schedule");
+}
+
+TimestepSpacing NoiseSchedule::default_spacing() const {
+  switch (kind_) {
+    case ScheduleKind::vp_linear:
+    case ScheduleKind::vp_cosine: return TimestepSpacing::trailing;
+    case ScheduleKind::edm: return TimestepSpacing::karras;
+    case ScheduleKind::ve: return TimestepSpacing::geometric;
+    case ScheduleKind::flow: return TimestepSpacing::linear_t;
+  }
+  throw std::logic_error("NoiseSchedule::default_spacing: unhandled schedule");
 }
 
 double NoiseSchedule::t_from_sigma(double sigma) const {

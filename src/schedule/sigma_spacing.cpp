@@ -29,6 +29,27 @@ std::vector<double> karras_sigmas(int steps, double sigma_min, double sigma_max,
   return sigmas;
 }
 
+std::vector<double> geometric_sigmas(int steps, double sigma_min, double sigma_max) {
+  if (steps < 1) throw ConfigError("sampling needs at least 1 step, found " + std::to_string(steps));
+  std::vector<double> sigmas;
+  for (int i = 0; i < steps; ++i) {
+    const double frac = steps == 1 ? 0.0 : static_cast<double>(i) / (steps - 1);
+    sigmas.push_back(sigma_max * std::pow(sigma_min / sigma_max, frac));
+  }
+  sigmas.push_back(0.0);
+  return sigmas;
+}
+
+std::vector<double> linear_t_sigmas(int steps, double sigma_max, double shift) {
+  if (steps < 1) throw ConfigError("sampling needs at least 1 step, found " + std::to_string(steps));
+  const double t_max = NoiseSchedule::flow_t_from_sigma(sigma_max / shift);
+  std::vector<double> sigmas;
+  for (int i = 0; i < steps; ++i)
+    sigmas.push_back(shift * NoiseSchedule::sigma_from_flow_t(t_max * (1.0 - static_cast<double>(i) / steps)));
+  sigmas.push_back(0.0);
+  return sigmas;
+}
+
 std::vector<double> vp_sigmas(const NoiseSchedule& schedule, int steps, TimestepSpacing spacing) {
   const int T = schedule.timesteps();
   if (T == 0) throw ConfigError("timestep spacings need a VP schedule; use karras for EDM models");
@@ -55,7 +76,8 @@ std::vector<double> vp_sigmas(const NoiseSchedule& schedule, int steps, Timestep
       break;
     }
     case TimestepSpacing::karras:
-      return karras_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
+    case TimestepSpacing::geometric:
+    case TimestepSpacing::linear_t: return sampling_sigmas(schedule, steps, spacing);
   }
   std::vector<double> sigmas;
   for (int t : ts) sigmas.push_back(schedule.sigmas()[static_cast<size_t>(std::clamp(t, 0, T - 1))]);
@@ -65,9 +87,18 @@ std::vector<double> vp_sigmas(const NoiseSchedule& schedule, int steps, Timestep
 
 std::vector<double> sampling_sigmas(const NoiseSchedule& schedule, int steps,
                                     TimestepSpacing spacing) {
-  if (!schedule.is_vp() || spacing == TimestepSpacing::karras)
-    return karras_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
-  return vp_sigmas(schedule, steps, spacing);
+  switch (spacing) {
+    case TimestepSpacing::leading:
+    case TimestepSpacing::trailing:
+    case TimestepSpacing::linspace:
+      if (schedule.is_vp()) return vp_sigmas(schedule, steps, spacing);
+      return sampling_sigmas(schedule, steps, schedule.default_spacing());
+    case TimestepSpacing::karras: return karras_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
+    case TimestepSpacing::geometric:
+      return geometric_sigmas(steps, schedule.sigma_min(), schedule.sigma_max());
+    case TimestepSpacing::linear_t: return linear_t_sigmas(steps, schedule.sigma_max(), schedule.shift());
+  }
+  throw std::logic_error("sampling_sigmas: unhandled spacing");
 }
 
 }  // namespace diffuse

@@ -7,9 +7,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
-#include <regex>
-#include <sstream>
 
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
@@ -21,7 +18,12 @@
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
+#include "diffuse/train/classifier_trainer.h"
 #include "diffuse/train/ema.h"
+#include "diffuse/train/optimizer.h"
+#include "train/device_prefetcher.h"
+#include "train/graphed_train_step.h"
+#include "train/training_common.h"
 
 namespace diffuse {
 namespace fs = std::filesystem;
@@ -37,65 +39,11 @@ double learning_rate_at(const TrainOptions& o, int64_t step) {
 
 namespace {
 
-// Dropout draws from LibTorch's process-wide CPU generator (torch::dropout takes no generator),
-// so the trainer seeds it, saves its state in checkpoints and restores it around sampling.
-at::Generator dropout_generator() { return at::detail::getDefaultCPUGenerator(); }
-
-std::string format_duration(double seconds) {
-  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
-  else if (s >= 60) out << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
-  else out << s << "s";
-  return out.str();
-}
-
-std::string progress_bar(double fraction, int width = 20) {
-  const int filled = static_cast<int>(std::round(std::clamp(fraction, 0.0, 1.0) * width));
-  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
-}
-
-// Global-norm gradient clipping without a host sync: the scale is computed on the device.
-torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().detach().to(torch::kFloat32).norm());
-  if (norms.empty()) return torch::zeros({});
-  auto total = torch::stack(norms).norm();
-  if (max_norm > 0) {
-    auto scale = (max_norm / (total + 1e-6)).clamp_max(1.0);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().detach().mul_(scale.to(p.grad().scalar_type()));
-  }
-  return total;
-}
-
-// Keeps metrics.jsonl consistent on resume: rows past the resumed step are dropped.
-void truncate_metrics(const fs::path& path, int64_t last_step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string kept, line;
-  const std::regex step_re("\"step\":\\s*(\\d+)");
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (std::regex_search(line, m, step_re) && std::stoll(m[1]) > last_step) continue;
-    kept += line + "\n";
-  }
-  in.close();
-  write_text_file_atomic(path.string(), kept);
-}
-
-void prune_checkpoints(const fs::path& dir, int keep) {
-  std::vector<std::pair<int64_t, fs::path>> numbered;
-  const std::regex name_re("step_(\\d+)\\.pt");
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    std::smatch m;
-    const std::string name = entry.path().filename().string();
-    if (std::regex_match(name, m, name_re)) numbered.emplace_back(std::stoll(m[1]), entry.path());
-  }
-  std::sort(numbered.begin(), numbered.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < numbered.size(); ++i) fs::remove(numbered[i].second);
-}
+using training::clip_gradients;
+using training::dropout_generator;
+using training::format_duration;
+using training::progress_bar;
+using training::truncate_metrics;
 
 // Puts 4-D weights in channels-last layout so cuDNN picks NHWC kernels.
 void to_channels_last(torch::nn::Module& module) {
@@ -103,6 +51,10 @@ void to_channels_last(torch::nn::Module& module) {
   for (auto& p : module.parameters())
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
+
+// Eager steps before train.cuda_graph captures one: they initialise cuBLAS/cuDNN workspaces,
+// autograd's accumulators and the optimizer state outside the capture.
+constexpr int64_t kGraphWarmupSteps = 3;
 
 class TrainingRun {
  public:
@@ -114,11 +66,13 @@ class TrainingRun {
   TrainResult run();
 
  private:
-  void prepare_run_dir();
   void build();
-  void create_run_dir() const;
   LoaderState resume(const std::string& path);
   void step_once();
+  void eager_step();
+  void graphed_step();
+  torch::Tensor step_body(const torch::Tensor& x0, const TrainingDraw& draw);
+  TrainingDraw next_draw(torch::Tensor& x0);
   void log_progress();
   GenerateOptions sample_options() const;
   void write_samples();
@@ -130,10 +84,13 @@ class TrainingRun {
   torch::Generator gen_;
   std::shared_ptr<Dataset> dataset_;
   std::unique_ptr<DataLoader> loader_;
+  std::unique_ptr<DevicePrefetcher> prefetcher_;
   Precond precond_{nullptr};
   std::unique_ptr<Ema> ema_;
   Precond ema_precond_{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<TrainingOptimizer> optimizer_;
+  std::unique_ptr<GraphedTrainStep> graph_;
+  torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
   std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
   std::vector<torch::Tensor> params_;
   bool conditional_ = false;
@@ -151,31 +108,9 @@ class TrainingRun {
   // Seconds of the window spent drawing sample grids and writing checkpoints, which the
   // img/s figure leaves out (it measures training) and the log reports on their own.
   double window_sample_s_ = 0.0, window_ckpt_s_ = 0.0;
-  std::vector<std::string> earlier_run_;  // files of the run --overwrite replaces
   int64_t run_start_step_ = 0;
   double last_loss_ = 0.0;
 };
-
-// A fresh run must not mix its files with an earlier run's (metrics.jsonl would gain a
-// second series, ckpt/last.pt would be replaced): refused unless --overwrite says so, in
-// which case create_run_dir removes them once everything else has been checked.
-void TrainingRun::prepare_run_dir() {
-  const fs::path dir = config_.run_dir;
-  if (!options_.resume.empty() || !fs::is_directory(dir)) return;
-  std::vector<std::string> found;
-  for (const char* name : {"config.yaml", "metrics.jsonl", "ckpt", "samples"}) {
-    const fs::path path = dir / name;
-    if (fs::is_directory(path) ? !fs::is_empty(path) : fs::exists(path)) found.emplace_back(name);
-  }
-  if (found.empty()) return;
-  std::string listed;
-  for (const auto& name : found) listed += (listed.empty() ? "" : ", ") + name;
-  if (!options_.overwrite)
-    throw ConfigError("run_dir '" + dir.string() + "' already holds a run (" + listed + "); pass --resume " +
-                      (dir / "ckpt" / "last.pt").string() + " to continue it, --overwrite to replace it, " +
-                      "or set run_dir to a new folder");
-  earlier_run_ = found;
-}
 
 void TrainingRun::build() {
   auto& c = config_;
@@ -208,11 +143,16 @@ void TrainingRun::build() {
     to_channels_last(*ema_precond_);
   }
   params_ = precond_->parameters();
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
-      params_, torch::optim::AdamWOptions(c.train.lr)
-                   .betas({c.train.betas[0], c.train.betas[1]})
-                   .weight_decay(c.train.weight_decay)
-                   .eps(c.train.adam_eps));
+  // The fused kernel on CUDA only: on the CPU the per-tensor loop is as fast and keeps the
+  // CPU runs bit-identical to earlier releases.
+  const bool fused = c.train.fused_adamw && device_.is_cuda() && compat::has_fused_adamw(device_);
+  optimizer_ = std::make_unique<TrainingOptimizer>(params_, c.train, fused);
+  if (c.train.cuda_graph) {
+    graph_ = std::make_unique<GraphedTrainStep>(
+        [this](const torch::Tensor& x0, const TrainingDraw& draw) { return step_body(x0, draw); },
+        device_, fused);
+    ema_weight_ = torch::zeros({}, torch::TensorOptions(torch::kFloat32).device(device_));
+  }
   noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
   // The periodic sample settings are checked now rather than at the first grid, hours in.
   if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
@@ -227,16 +167,6 @@ void TrainingRun::build() {
                c.model.num_classes, device_.str());
 }
 
-// Written only once everything is checked (config, data, model, the checkpoint to resume),
-// so that a run refused at the start leaves no folder behind.
-void TrainingRun::create_run_dir() const {
-  if (!earlier_run_.empty()) spdlog::warn("--overwrite: removing the earlier run's files in {}", run_dir_.string());
-  for (const auto& name : earlier_run_) fs::remove_all(run_dir_ / name);
-  fs::create_directories(run_dir_ / "ckpt");
-  fs::create_directories(run_dir_ / "samples");
-  write_text_file_atomic((run_dir_ / "config.yaml").string(), to_yaml_string(emit_experiment_config(config_)));
-}
-
 LoaderState TrainingRun::resume(const std::string& path) {
   CheckpointReader reader(path);
   ConfigNode saved = ConfigNode::load_string(reader.meta().config_yaml, path + " (embedded config)");
@@ -248,11 +178,10 @@ LoaderState TrainingRun::resume(const std::string& path) {
     spdlog::warn("{}: the checkpoint's model section differs from the config; loading will check shapes", path);
   reader.load_module("model", *precond_->net_ptr());
   if (reader.has_ema()) reader.load_module("ema", ema_->net());
-  reader.load_optimizer(*optimizer_);
+  reader.load_optimizer(optimizer_->adamw());
+  optimizer_->state_loaded();
   step_ = reader.meta().step;
-  if (reader.meta().rng_state.defined()) gen_.set_state(reader.meta().rng_state);
-  if (reader.meta().default_rng_state.defined())
-    dropout_generator().set_state(reader.meta().default_rng_state);
+  training::restore_generators(reader.meta(), gen_);
   // The logging window in progress (steps since the last metrics row), so that the next row
   // averages the same steps as in a run that never stopped.
   if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
@@ -268,22 +197,31 @@ LoaderState TrainingRun::resume(const std::string& path) {
 }
 
 void TrainingRun::step_once() {
+  optimizer_->set_lr(learning_rate_at(config_.train, step_));
+  if (graph_ && step_ - run_start_step_ >= kGraphWarmupSteps) graphed_step();
+  else eager_step();
+  ++window_steps_;
+  ++timed_steps_;
+}
+
+TrainingDraw TrainingRun::next_draw(torch::Tensor& x0) {
+  Batch batch = prefetcher_->next();
+  x0 = batch.images;
+  torch::Tensor labels;
+  if (conditional_) labels = batch.labels;
+  return noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_);
+}
+
+void TrainingRun::eager_step() {
   const auto& t = config_.train;
-  const double lr = learning_rate_at(t, step_);
-  for (auto& group : optimizer_->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   for (int micro = 0; micro < t.grad_accum; ++micro) {
-    Batch batch = loader_->next();
-    auto x0 = batch.images.to(device_, /*non_blocking=*/true);
-    if (device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet)
-      x0 = x0.contiguous(torch::MemoryFormat::ChannelsLast);
-    torch::Tensor labels;
-    if (conditional_) labels = batch.labels.to(device_, /*non_blocking=*/true);
+    torch::Tensor x0;
+    const TrainingDraw draw = next_draw(x0);
     LossOutput out;
     {
       compat::CudaAutocastGuard autocast(autocast_);
-      out = dsm_loss(precond_, x0, labels, *noise_sampler_, config_.diffusion, gen_);
+      out = dsm_loss(precond_, x0, draw, config_.diffusion);
     }
     (out.loss / static_cast<double>(t.grad_accum)).backward();
     auto detached = out.loss.detach() / static_cast<double>(t.grad_accum);
@@ -293,8 +231,31 @@ void TrainingRun::step_once() {
   optimizer_->step();
   ++step_;
   ema_->update(*precond_->net_ptr(), step_);
-  ++window_steps_;
-  ++timed_steps_;
+}
+
+// What the CUDA graph captures: one micro-batch (train.cuda_graph refuses grad_accum > 1).
+torch::Tensor TrainingRun::step_body(const torch::Tensor& x0, const TrainingDraw& draw) {
+  LossOutput out;
+  {
+    compat::CudaAutocastGuard autocast(autocast_);
+    out = dsm_loss(precond_, x0, draw, config_.diffusion);
+  }
+  out.loss.backward();
+  clip_gradients(params_, config_.train.grad_clip);
+  optimizer_->step();
+  ema_->update(*precond_->net_ptr(), ema_weight_);
+  return out.loss.detach();
+}
+
+void TrainingRun::graphed_step() {
+  torch::Tensor x0;
+  const TrainingDraw draw = next_draw(x0);
+  ema_weight_.fill_(1.0 - ema_->decay_at(step_ + 1));
+  // The replay writes fresh gradients over those of the capture; dropping them here would free
+  // the memory the graph writes to.
+  const auto loss = graph_->run(x0, draw);
+  ++step_;
+  loss_sum_ = loss_sum_.defined() ? loss_sum_ + loss : loss.clone();
 }
 
 void TrainingRun::log_progress() {
@@ -316,13 +277,12 @@ void TrainingRun::log_progress() {
                step_, config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),
                100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, window_sample_s_, window_ckpt_s_,
                format_duration(eta));
-  const auto tenths = [](double value) { return format_double(std::round(value * 10) / 10); };
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
-          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << tenths(img_s)
+          << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 1000) / 1000)
           << ", \"sample_s\": " << format_double(std::round(window_sample_s_ * 1000) / 1000)
           << ", \"ckpt_s\": " << format_double(std::round(window_ckpt_s_ * 1000) / 1000)
-          << ", \"elapsed_s\": " << tenths(total_s)
+          << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10)
           << ", \"peak_memory_mb\": " << compat::peak_memory_bytes(device_) / (1 << 20) << "}\n";
   last_loss_ = mean_loss;
   loss_sum_ = torch::Tensor();
@@ -374,30 +334,15 @@ void TrainingRun::write_samples() {
 
 std::string TrainingRun::save_checkpoint() {
   const auto start = std::chrono::steady_clock::now();
-  CheckpointMeta meta;
-  meta.config_yaml = to_yaml_string(emit_experiment_config(config_));
-  meta.class_names = dataset_->info().class_names;
-  meta.step = step_;
-  const auto state = loader_->state();
-  meta.loader_epoch = state.epoch;
-  meta.loader_position = state.position;
-  meta.rng_state = gen_.get_state();
-  meta.default_rng_state = dropout_generator().get_state();
+  CheckpointMeta meta = training::run_checkpoint_meta(config_, *dataset_, step_, prefetcher_->state(), gen_);
   if (window_steps_ > 0 && loss_sum_.defined()) {
     meta.loss_window = loss_sum_.detach().cpu();
     meta.loss_window_steps = window_steps_;
   }
-  const auto dir = run_dir_ / "ckpt";
-  const auto numbered = dir / ("step_" + std::to_string(step_) + ".pt");
-  write_checkpoint(numbered.string(), meta, *precond_->net_ptr(), &ema_->net(), optimizer_.get());
-  const auto last = dir / "last.pt";
-  fs::copy_file(numbered, dir / "last.pt.tmp", fs::copy_options::overwrite_existing);
-  fs::rename(dir / "last.pt.tmp", last);
-  prune_checkpoints(dir, config_.train.keep);
-  if (config_.train.keep == 0) fs::remove(numbered);
+  const std::string last = training::write_run_checkpoint(run_dir_, meta, *precond_->net_ptr(), ema_->net(),
+                                                          optimizer_->adamw(), config_.train.keep);
   window_ckpt_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  spdlog::info("checkpoint {}", last.string());
-  return last.string();
+  return last;
 }
 
 TrainResult TrainingRun::run() {
@@ -406,20 +351,16 @@ TrainResult TrainingRun::run() {
   // the networks are built so that a run repeats whatever ran before it in the process, and
   // save its state in checkpoints so that resuming continues the same stream.
   dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
-  prepare_run_dir();
+  const auto earlier_run = training::check_run_dir(config_.run_dir, !options_.resume.empty(), options_.overwrite);
   build();
-  LoaderOptions lo;
-  lo.batch_size = t.batch_size;
-  lo.shuffle = true;
-  lo.drop_last = true;
-  lo.hflip = config_.data.hflip;
-  lo.seed = static_cast<uint64_t>(t.seed);
-  lo.num_workers = config_.data.num_workers;
-  lo.prefetch_batches = config_.data.prefetch_batches;
+  LoaderOptions lo = make_loader_options(config_.data, t.batch_size, static_cast<uint64_t>(t.seed));
+  lo.pin_memory = device_.is_cuda();
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
-  create_run_dir();
+  training::create_run_dir(run_dir_, earlier_run, config_);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
+  prefetcher_ = std::make_unique<DevicePrefetcher>(
+      *loader_, device_, device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet);
   precond_->train();
 
   TrainResult result;
@@ -449,6 +390,7 @@ TrainResult TrainingRun::run() {
 }  // namespace
 
 TrainResult train(const ExperimentConfig& config, const TrainerOptions& options) {
+  if (config.model.arch == ModelArch::classifier) return train_classifier(config, options);
   TrainingRun run(config, options);
   return run.run();
 }

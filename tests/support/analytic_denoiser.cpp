@@ -91,6 +91,48 @@ DenoiserFn mixture_denoiser(GaussianMixture mixture) {
   };
 }
 
+torch::Tensor mixture_velocity(const GaussianMixture& mixture, const torch::Tensor& x_t,
+                               const torch::Tensor& t) {
+  const auto x64 = x_t.to(torch::kFloat64);
+  const auto t64 = t.to(torch::kFloat64);
+  std::vector<int64_t> per_sample(static_cast<size_t>(x_t.dim()), 1);
+  per_sample[0] = x_t.size(0);
+  const auto t_b = t64.view(per_sample);
+  const auto x0_hat = mixture_denoise(mixture, x64 / (1.0 - t_b), t64 / (1.0 - t64));
+  return (x64 - x0_hat) / t_b;
+}
+
+torch::Tensor mixture_class_log_posterior(const GaussianMixture& mixture,
+                                          const std::vector<int64_t>& component_class,
+                                          int64_t num_classes, const torch::Tensor& x,
+                                          const torch::Tensor& sigma) {
+  const auto x_flat = x.to(torch::kFloat64).reshape({x.size(0), -1});
+  const auto log_w = torch::log_softmax(component_log_joint(mixture, x_flat, sigma.to(torch::kFloat64)), 1);
+  std::vector<torch::Tensor> per_class;
+  for (int64_t y = 0; y < num_classes; ++y) {
+    std::vector<int64_t> members;
+    for (size_t k = 0; k < component_class.size(); ++k)
+      if (component_class[k] == y) members.push_back(static_cast<int64_t>(k));
+    per_class.push_back(torch::logsumexp(log_w.index_select(1, torch::tensor(members, torch::kLong)), 1));
+  }
+  return torch::stack(per_class, 1);
+}
+
+GaussianMixture class_conditional(const GaussianMixture& mixture,
+                                  const std::vector<int64_t>& component_class, int64_t y) {
+  GaussianMixture out;
+  double total = 0.0;
+  for (size_t k = 0; k < component_class.size(); ++k) {
+    if (component_class[k] != y) continue;
+    out.weights.push_back(mixture.weights[k]);
+    out.means.push_back(mixture.means[k]);
+    out.variances.push_back(mixture.variances[k]);
+    total += mixture.weights[k];
+  }
+  for (auto& w : out.weights) w /= total;
+  return out;
+}
+
 torch::Tensor gaussian_flow(const torch::Tensor& x_start, double sigma_start, double sigma,
                             const std::vector<double>& mean, double variance) {
   const auto x_flat = x_start.to(torch::kFloat64).reshape({x_start.size(0), -1});

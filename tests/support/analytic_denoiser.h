@@ -41,6 +41,24 @@ torch::Tensor mixture_log_density(const GaussianMixture& mixture, const torch::T
                                   double sigma);
 DenoiserFn mixture_denoiser(GaussianMixture mixture);
 
+// The exact velocity of the flow interpolant x_t = (1-t) x0 + t ε (flow matching's target):
+// v(x_t, t) = E[ε - x0 | x_t] = (x_t - E[x0 | x_t])/t, with E[x0 | x_t] = D(x_t/(1-t); t/(1-t)).
+// x_t in x's shape; t: [B]. float64.
+torch::Tensor mixture_velocity(const GaussianMixture& mixture, const torch::Tensor& x_t,
+                               const torch::Tensor& t);
+
+// The exact class posterior when component k carries class component_class[k]:
+// log p(y | x, σ) = log Σ_{k: class k = y} w_k(x, σ), [B, num_classes] float64, differentiable
+// in x (the classifier of classifier guidance).
+torch::Tensor mixture_class_log_posterior(const GaussianMixture& mixture,
+                                          const std::vector<int64_t>& component_class,
+                                          int64_t num_classes, const torch::Tensor& x,
+                                          const torch::Tensor& sigma);
+
+// The mixture restricted to the components of class y, weights renormalised: p(x0 | y).
+GaussianMixture class_conditional(const GaussianMixture& mixture,
+                                  const std::vector<int64_t>& component_class, int64_t y);
+
 // Probability-flow ODE solution for data N(μ, s² I) (Karras et al. 2022 eq. 1 with the
 // Gaussian score): x(σ) = μ + √((s² + σ²)/(s² + σ_0²)) (x(σ_0) - μ). `mean` has d entries.
 torch::Tensor gaussian_flow(const torch::Tensor& x_start, double sigma_start, double sigma,

@@ -6,6 +6,7 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/core/experiment_config.h"
+#include "support/expect_text.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -160,4 +161,50 @@ TEST(Config, EveryShippedConfigParsesAndRoundTrips) {
     ++count;
   }
   EXPECT_GE(count, 8);
+}
+
+TEST(Config, EachScheduleBringsItsDefaults) {
+  auto parse = [](const std::string& yaml) {
+    ConfigNode root = ConfigNode::load_string(yaml, "<string>");
+    return parse_experiment_config(root).diffusion;
+  };
+  const auto ve = parse("diffusion:\n  schedule: ve\n");
+  EXPECT_EQ(ve.sigma_distribution, SigmaDistribution::log_uniform);
+  EXPECT_EQ(ve.sigma_min, 0.01);
+  EXPECT_EQ(ve.sigma_max, 50.0);
+  EXPECT_EQ(ve.prediction, Prediction::eps);
+  const auto flow = parse("diffusion:\n  schedule: flow\n");
+  EXPECT_EQ(flow.prediction, Prediction::flow);
+  EXPECT_EQ(flow.sigma_distribution, SigmaDistribution::uniform_t);
+  EXPECT_EQ(flow.p_mean, 0.0);
+  EXPECT_EQ(flow.p_std, 1.0);
+  EXPECT_EQ(parse("diffusion:\n  schedule: edm\n").sigma_distribution, SigmaDistribution::log_normal);
+  EXPECT_EQ(parse("").sigma_distribution, SigmaDistribution::grid);
+  // Explicit keys win over the schedule's defaults.
+  EXPECT_EQ(parse("diffusion:\n  schedule: flow\n  sigma_distribution: log_normal\n  shift: 3\n").shift, 3.0);
+}
+
+TEST(Config, CombinationsThatAreNotDefinedAreErrors) {
+  EXPECT_CONTAINS(error_of("diffusion:\n  schedule: ve\n  sigma_distribution: grid\n"), "has none");
+  EXPECT_CONTAINS(error_of("diffusion:\n  sigma_distribution: uniform_t\n"), "needs schedule 'flow'");
+  EXPECT_CONTAINS(error_of("diffusion:\n  schedule: ve\n  shift: 2\n"), "applies to schedule 'flow' only");
+  EXPECT_CONTAINS(error_of("diffusion:\n  schedule: edm\n  prediction: flow\n"), "needs prediction 'edm'");
+  EXPECT_CONTAINS(error_of("model:\n  learn_sigma: true\ndiffusion:\n  schedule: flow\n"), "needs a VP schedule");
+  EXPECT_CONTAINS(error_of("classifier:\n  noise: none\n"), "applies to model.arch 'classifier' only");
+  EXPECT_CONTAINS(error_of("model:\n  arch: classifier\n  preset: dit_s_2\n"), "takes a UNet preset");
+  EXPECT_CONTAINS(error_of("model:\n  arch: classifier\nclassifier:\n  noise: some\n"), "valid values");
+}
+
+TEST(Config, ClassifierKeepsItsArchWithAUNetPresetAndRoundTrips) {
+  ConfigNode root = ConfigNode::load_string(
+      "model:\n  arch: classifier\n  preset: unet_small\nclassifier:\n  noise: none\n  eval_sigmas: [0, 0.5]\n",
+      "<string>");
+  const ExperimentConfig c = parse_experiment_config(root);
+  EXPECT_EQ(c.model.arch, ModelArch::classifier);
+  EXPECT_EQ(c.model.unet.base_channels, 32);
+  EXPECT_EQ(c.classifier.noise, ClassifierNoise::none);
+  const std::string emitted = to_yaml_string(emit_experiment_config(c));
+  EXPECT_CONTAINS(emitted, "classifier:");
+  ConfigNode again = ConfigNode::load_string(emitted, "<emitted>");
+  EXPECT_EQ(to_yaml_string(emit_experiment_config(parse_experiment_config(again))), emitted);
 }

@@ -33,8 +33,9 @@ class ScriptedNet : public DiffusionNet {
 };
 
 NoiseSchedule schedule_for(Prediction p) {
-  return p == Prediction::edm ? NoiseSchedule::edm(0.002, 80, 0.5)
-                              : NoiseSchedule::vp_linear(1000, 1e-4, 0.02);
+  if (p == Prediction::edm) return NoiseSchedule::edm(0.002, 80, 0.5);
+  if (p == Prediction::flow) return NoiseSchedule::flow(1e-3, 999.0, 1.0);
+  return NoiseSchedule::vp_linear(1000, 1e-4, 0.02);
 }
 
 // The ideal F for each type, given x0 and the noise n with x = x0 + σ n.
@@ -46,6 +47,7 @@ torch::Tensor ideal_output(Prediction p, const torch::Tensor& x0, const torch::T
     case Prediction::eps: return n;
     case Prediction::v: return alpha * n - beta * x0;
     case Prediction::x0: return x0;
+    case Prediction::flow: return n - x0;  // v = ε - x0 of x_t = (1-t) x0 + t ε
     case Prediction::edm: {
       const double sd = 0.5;
       const auto x = x0 + s * n;
@@ -56,21 +58,27 @@ torch::Tensor ideal_output(Prediction p, const torch::Tensor& x0, const torch::T
   return {};
 }
 
+// D(x0 + σ n; σ) = x0 when the network returns the ideal output; returns the network.
+std::shared_ptr<ScriptedNet> expect_ideal_output_reconstructs_x0(Prediction p, const NoiseSchedule& schedule,
+                                                                 std::vector<float> sigmas) {
+  auto net = std::make_shared<ScriptedNet>();
+  Precond precond(net, p, schedule);
+  torch::manual_seed(0);
+  auto x0 = torch::randn({3, 1, 4, 4});
+  auto n = torch::randn({3, 1, 4, 4});
+  auto sigma = torch::tensor(sigmas);
+  net->output = ideal_output(p, x0, n, sigma);
+  auto d = precond->denoise(x0 + sigma.view({-1, 1, 1, 1}) * n, sigma, {});
+  EXPECT_TRUE(torch::allclose(d, x0, 1e-4, 1e-4)) << (d - x0).abs().max().item<float>();
+  return net;
+}
+
 }  // namespace
 
 class PrecondAllTypes : public ::testing::TestWithParam<Prediction> {};
 
 TEST_P(PrecondAllTypes, IdealOutputReconstructsX0) {
-  const Prediction p = GetParam();
-  auto net = std::make_shared<ScriptedNet>();
-  Precond precond(net, p, schedule_for(p));
-  torch::manual_seed(0);
-  auto x0 = torch::randn({3, 1, 4, 4});
-  auto n = torch::randn({3, 1, 4, 4});
-  auto sigma = torch::tensor({0.01f, 1.0f, 40.0f});
-  net->output = ideal_output(p, x0, n, sigma);
-  auto d = precond->denoise(x0 + sigma.view({-1, 1, 1, 1}) * n, sigma, {});
-  EXPECT_TRUE(torch::allclose(d, x0, 1e-4, 1e-4)) << (d - x0).abs().max().item<float>();
+  expect_ideal_output_reconstructs_x0(GetParam(), schedule_for(GetParam()), {0.01f, 1.0f, 40.0f});
 }
 
 TEST_P(PrecondAllTypes, NetworkInputAndNoiseConditioning) {
@@ -80,12 +88,14 @@ TEST_P(PrecondAllTypes, NetworkInputAndNoiseConditioning) {
   const auto schedule = schedule_for(p);
   Precond precond(net, p, schedule);
   auto x = torch::ones({2, 1, 4, 4});
-  const double s0 = p == Prediction::edm ? 2.0 : schedule.sigmas()[100];
+  const double s0 = schedule.is_vp() ? schedule.sigmas()[100] : 2.0;
   auto sigma = torch::tensor({static_cast<float>(s0), static_cast<float>(s0)});
   precond->denoise(x, sigma, {});
-  const double expect_c_in = p == Prediction::edm ? 1 / std::sqrt(s0 * s0 + 0.25) : 1 / std::sqrt(1 + s0 * s0);
+  double expect_c_in = 1 / std::sqrt(1 + s0 * s0), expect_noise = 100.0;
+  if (p == Prediction::edm) expect_c_in = 1 / std::sqrt(s0 * s0 + 0.25), expect_noise = std::log(s0) / 4;
+  // Flow: the network sees x_t = x/(1+σ) at time 1000 t, t = σ/(1+σ).
+  if (p == Prediction::flow) expect_c_in = 1 / (1 + s0), expect_noise = 1000 * s0 / (1 + s0);
   EXPECT_NEAR(net->last_input[0][0][0][0].item<float>(), expect_c_in, 1e-6);
-  const double expect_noise = p == Prediction::edm ? std::log(s0) / 4 : 100.0;
   EXPECT_NEAR(net->last_noise_cond[0].item<float>(), expect_noise, 1e-3);
 }
 
@@ -95,6 +105,8 @@ TEST_P(PrecondAllTypes, UniformDsmLossIsThePlainTargetMse) {
   DiffusionOptions options;
   options.prediction = p;
   options.weighting = p == Prediction::edm ? LossWeighting::edm : LossWeighting::uniform;
+  if (p == Prediction::edm) options.sigma_distribution = SigmaDistribution::log_normal;
+  if (p == Prediction::flow) options.sigma_distribution = SigmaDistribution::uniform_t;
   const auto schedule = schedule_for(p);
   Precond precond(net, p, schedule);
   TrainingNoiseSampler sampler(options, schedule);
@@ -113,7 +125,50 @@ TEST_P(PrecondAllTypes, UniformDsmLossIsThePlainTargetMse) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, PrecondAllTypes,
-                         ::testing::Values(Prediction::eps, Prediction::v, Prediction::x0, Prediction::edm));
+                         ::testing::Values(Prediction::eps, Prediction::v, Prediction::x0, Prediction::edm,
+                                           Prediction::flow));
+
+TEST(Precond, EveryPredictionReconstructsX0OnTheVeAndFlowSchedules) {
+  // Scalings are σ-space formulas; only c_noise comes from the schedule.
+  for (const auto& schedule : {NoiseSchedule::ve(0.01, 50.0), NoiseSchedule::flow(1e-3, 999.0, 3.0)}) {
+    for (Prediction p : {Prediction::eps, Prediction::v, Prediction::x0, Prediction::flow}) {
+      SCOPED_TRACE(enum_name(p, kPredictionNames));
+      const auto net = expect_ideal_output_reconstructs_x0(p, schedule, {0.02f, 1.0f, 40.0f});
+      EXPECT_TRUE(torch::allclose(net->last_noise_cond, schedule.noise_input(torch::tensor({0.02f, 1.0f, 40.0f}))));
+    }
+  }
+}
+
+TEST(TrainingNoise, VeLogUniformAndFlowDistributions) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  DiffusionOptions ve;
+  ve.sigma_distribution = SigmaDistribution::log_uniform;
+  ve.sigma_min = 0.01;
+  ve.sigma_max = 50.0;
+  const auto log_sigma = TrainingNoiseSampler(ve, NoiseSchedule::ve(0.01, 50.0)).sample_sigma(20000, gen, torch::kCPU).log();
+  EXPECT_GE(log_sigma.min().item<float>(), std::log(0.01f) - 1e-5);
+  EXPECT_LE(log_sigma.max().item<float>(), std::log(50.0f) + 1e-5);
+  EXPECT_NEAR(log_sigma.mean().item<float>(), 0.5 * (std::log(0.01) + std::log(50.0)), 0.05);
+
+  DiffusionOptions flow;
+  flow.sigma_distribution = SigmaDistribution::uniform_t;
+  flow.sigma_min = 1e-3;
+  flow.sigma_max = 999.0;
+  const auto schedule = NoiseSchedule::flow(1e-3, 999.0, 1.0);
+  const auto sigma = TrainingNoiseSampler(flow, schedule).sample_sigma(20000, gen, torch::kCPU);
+  const auto t = sigma / (1 + sigma);
+  EXPECT_NEAR(t.mean().item<float>(), 0.5, 0.01);
+  EXPECT_NEAR(t.var().item<float>(), 0.998 * 0.998 / 12, 0.002);
+  // log_normal for flow is SD3's logit-normal t: logit t = ln σ ~ N(p_mean, p_std²); the
+  // shift multiplies σ.
+  flow.sigma_distribution = SigmaDistribution::log_normal;
+  flow.p_mean = 0.5;
+  flow.p_std = 1.0;
+  flow.shift = 2.0;
+  const auto logit = (TrainingNoiseSampler(flow, schedule).sample_sigma(20000, gen, torch::kCPU) / 2.0).log();
+  EXPECT_NEAR(logit.mean().item<float>(), 0.5, 0.03);
+  EXPECT_NEAR(logit.std().item<float>(), 1.0, 0.03);
+}
 
 TEST(LossWeight, MinSnrMatchesHangEtAl) {
   DiffusionOptions o;

@@ -17,6 +17,8 @@ namespace {
 
 SamplerOptions noisy_options() {
   SamplerOptions options;
+  options.langevin_steps = 3;
+  options.corrector_steps = 2;
   options.eta = 1.0;
   options.s_churn = 10.0;
   options.s_tmin = 0.0;
@@ -27,7 +29,8 @@ SamplerOptions noisy_options() {
 }  // namespace
 
 TEST(SamplerTable, FindsEveryName) {
-  for (const char* name : {"ddpm", "ddim", "euler", "heun", "dpmpp2m", "euler_a"}) {
+  for (const char* name : {"ddpm", "ddim", "euler", "heun", "dpmpp2m", "euler_a", "sde_ve", "sde_vp",
+                           "langevin", "pc"}) {
     const auto& entry = find_sampler(name);
     EXPECT_EQ(std::string(entry.name), name);
     EXPECT_GT(std::string(entry.description).size(), 10u);
@@ -47,12 +50,19 @@ TEST(SamplerTable, UnknownNameListsValidOnes) {
 }
 
 TEST(SamplerTable, NfeForDefaultStepCounts) {
-  EXPECT_EQ(find_sampler("ddpm").nfe(1000), 1000);
-  EXPECT_EQ(find_sampler("ddim").nfe(50), 50);
-  EXPECT_EQ(find_sampler("euler").nfe(50), 50);
-  EXPECT_EQ(find_sampler("heun").nfe(18), 35);
-  EXPECT_EQ(find_sampler("dpmpp2m").nfe(20), 20);
-  EXPECT_EQ(find_sampler("euler_a").nfe(50), 50);
+  EXPECT_EQ(find_sampler("ddpm").nfe(1000, SamplerOptions{}), 1000);
+  EXPECT_EQ(find_sampler("ddim").nfe(50, SamplerOptions{}), 50);
+  EXPECT_EQ(find_sampler("euler").nfe(50, SamplerOptions{}), 50);
+  EXPECT_EQ(find_sampler("heun").nfe(18, SamplerOptions{}), 35);
+  EXPECT_EQ(find_sampler("dpmpp2m").nfe(20, SamplerOptions{}), 20);
+  EXPECT_EQ(find_sampler("euler_a").nfe(50, SamplerOptions{}), 50);
+  EXPECT_EQ(find_sampler("sde_ve").nfe(1000, SamplerOptions{}), 1000);
+  SamplerOptions options;
+  options.langevin_steps = 100;
+  EXPECT_EQ(find_sampler("langevin").nfe(10, options), 1001);  // L·T + the denoising step
+  options.predictor = "heun";
+  options.corrector_steps = 2;
+  EXPECT_EQ(find_sampler("pc").nfe(18, options), 35 + 2 * 17);
 }
 
 TEST(SamplerTable, NfeMatchesDenoiserCallsAndProgress) {
@@ -73,7 +83,7 @@ TEST(SamplerTable, NfeMatchesDenoiserCallsAndProgress) {
       const auto x = entry.fn(counting, 80.0 * noise.randn({1, 2, 2}), sigmas, noise, noisy_options(), progress);
       EXPECT_EQ(x.sizes(), (std::vector<int64_t>{2, 1, 2, 2}));
       EXPECT_TRUE(torch::isfinite(x).all().item<bool>()) << entry.name;
-      EXPECT_EQ(calls, entry.nfe(steps)) << entry.name << " steps " << steps;
+      EXPECT_EQ(calls, entry.nfe(steps, noisy_options())) << entry.name << " steps " << steps;
       ASSERT_EQ(static_cast<int64_t>(reports.size()), calls) << entry.name;
       for (size_t i = 0; i < reports.size(); ++i) {
         EXPECT_EQ(reports[i].first, static_cast<int64_t>(i) + 1) << entry.name;

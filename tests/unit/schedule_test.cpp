@@ -89,3 +89,57 @@ TEST(SigmaSpacing, VpSpacingsPickDiffusersTimesteps) {
   EXPECT_THROW(vp_sigmas(s, 1001, TimestepSpacing::leading), ConfigError);
   EXPECT_THROW(timestep_spacing_from_name("uniform"), ConfigError);
 }
+
+TEST(NoiseSchedule, VeIsGeometricWithLogHalfSigmaNoiseInput) {
+  const auto s = NoiseSchedule::ve(0.01, 50.0);
+  EXPECT_FALSE(s.is_vp());
+  EXPECT_EQ(s.timesteps(), 0);
+  EXPECT_EQ(s.default_spacing(), TimestepSpacing::geometric);
+  const auto sig = sampling_sigmas(s, 5, s.default_spacing());
+  ASSERT_EQ(sig.size(), 6u);
+  EXPECT_NEAR(sig[0], 50.0, 1e-12);
+  EXPECT_NEAR(sig[4], 0.01, 1e-15);
+  EXPECT_EQ(sig[5], 0.0);
+  for (size_t i = 1; i < 4; ++i) EXPECT_NEAR(sig[i] / sig[i - 1], sig[i + 1] / sig[i], 1e-12);
+  // A VP spacing on a schedule without a grid is its default.
+  EXPECT_EQ(sampling_sigmas(s, 5, TimestepSpacing::trailing), sig);
+  const auto c = s.noise_input(torch::tensor({2.0f, 0.2f}));
+  EXPECT_NEAR(c[0].item<float>(), 0.0, 1e-7);  // ln(σ/2), EDM Table 1 (VE)
+  EXPECT_NEAR(c[1].item<float>(), std::log(0.1), 1e-6);
+  EXPECT_THROW(NoiseSchedule::ve(1.0, 0.5), ConfigError);
+}
+
+TEST(NoiseSchedule, FlowMapsSigmaToTheInterpolantTime) {
+  for (double t : {0.001, 0.25, 0.5, 0.9, 0.999}) {
+    const double sigma = NoiseSchedule::sigma_from_flow_t(t);
+    EXPECT_NEAR(sigma, t / (1 - t), 1e-12);
+    EXPECT_NEAR(NoiseSchedule::flow_t_from_sigma(sigma), t, 1e-15);
+  }
+  const auto s = NoiseSchedule::flow(1e-3, 999.0, 1.0);
+  EXPECT_EQ(s.default_spacing(), TimestepSpacing::linear_t);
+  // c_noise = 1000 t.
+  const auto c = s.noise_input(torch::tensor({1.0f, 3.0f}));
+  EXPECT_NEAR(c[0].item<float>(), 500.0, 1e-3);
+  EXPECT_NEAR(c[1].item<float>(), 750.0, 1e-3);
+  // SD3's shift s: t_m = s t/(1 + (s-1) t) is σ_m = s σ; the network's time stays unshifted.
+  const auto shifted = NoiseSchedule::flow(1e-3, 999.0, 3.0);
+  EXPECT_NEAR(shifted.sigma_max(), 2997.0, 1e-9);
+  EXPECT_NEAR(shifted.noise_input(torch::tensor({3.0f}))[0].item<float>(), 500.0, 1e-3);
+  const double t = 0.4, shift = 3.0;
+  EXPECT_NEAR(NoiseSchedule::flow_t_from_sigma(shift * NoiseSchedule::sigma_from_flow_t(t)),
+              shift * t / (1 + (shift - 1) * t), 1e-15);
+}
+
+TEST(SigmaSpacing, LinearTIsUniformInFlowTime) {
+  const auto sig = linear_t_sigmas(4, 999.0);
+  ASSERT_EQ(sig.size(), 5u);
+  const double t_max = 0.999;
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(NoiseSchedule::flow_t_from_sigma(sig[static_cast<size_t>(i)]), t_max * (1 - i / 4.0), 1e-12);
+  EXPECT_EQ(sig.back(), 0.0);
+  // With a shift every σ is multiplied by it (the t grid bends towards t = 1).
+  const auto shifted = linear_t_sigmas(4, 3 * 999.0, 3.0);
+  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(shifted[i], 3 * sig[i], 1e-9 * std::max(1.0, sig[i]));
+  EXPECT_THROW(timestep_spacing_from_name("flow"), ConfigError);
+  EXPECT_EQ(timestep_spacing_from_name("linear_t"), TimestepSpacing::linear_t);
+}

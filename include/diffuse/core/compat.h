@@ -38,15 +38,32 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
 torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v);
 
-// True when a fused multi-tensor AdamW step (at::_fused_adamw_) is available for `device`.
+// True when the fused multi-tensor AdamW kernel (at::_fused_adamw_) runs on `device`:
+// LibTorch 2.x, on CUDA and on the CPU.
 bool has_fused_adamw(const torch::Device& device);
 
-// One fused AdamW step over lists of CUDA tensors (2.x); throws where unavailable.
-// `steps` are 0-dim float tensors on the device, already incremented.
-void fused_adamw(std::vector<torch::Tensor> params, std::vector<torch::Tensor> grads,
-                 std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
-                 std::vector<torch::Tensor> steps, double lr, double beta1, double beta2,
-                 double weight_decay, double eps);
+// One fused AdamW step (Loshchilov & Hutter 2019, Algorithm 2; the update rule of
+// torch::optim::AdamW) over lists of same-device tensors; throws where unavailable.
+// `steps` are 0-dim float32 tensors on the device, already incremented; `lr` is a 0-dim
+// float32 tensor so that a CUDA graph replays with the current value.
+void fused_adamw(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+                 const std::vector<torch::Tensor>& exp_avgs,
+                 const std::vector<torch::Tensor>& exp_avg_sqs,
+                 const std::vector<torch::Tensor>& steps, const torch::Tensor& lr, double beta1,
+                 double beta2, double weight_decay, double eps);
+
+// The state torch::optim::AdamW keeps for `param` (its map key differs between versions),
+// created with zero moments at step 0 when absent.
+torch::optim::AdamWParamState& adamw_param_state(torch::optim::AdamW& optimizer,
+                                                 const torch::Tensor& param);
+
+// Every tensor of `tensors` += 1, as one multi-tensor op where possible.
+void foreach_add_one(const std::vector<torch::Tensor>& tensors);
+
+// ema ← ema + w (param − ema) with w a 0-dim tensor on the device (no host value baked into
+// a captured CUDA graph).
+void ema_lerp_tensor(const std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,
+                     const torch::Tensor& weight);
 
 // ema ← ema + (1 - decay)(param - ema) for every pair, as one multi-tensor op where possible.
 void ema_lerp(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params,

@@ -39,10 +39,11 @@ struct DataOptions {
 };
 
 // ---- model: ---------------------------------------------------------------------------
-enum class ModelArch { unet, dit };
-inline constexpr std::array<EnumName<ModelArch>, 2> kModelArchNames{{
+enum class ModelArch { unet, dit, classifier };
+inline constexpr std::array<EnumName<ModelArch>, 3> kModelArchNames{{
     {"unet", ModelArch::unet},
     {"dit", ModelArch::dit},
+    {"classifier", ModelArch::classifier},
 }};
 
 struct UNetOptions {
@@ -77,20 +78,48 @@ struct ModelOptions {
   DiTOptions dit;
 };
 
+// ---- classifier: ----------------------------------------------------------------------
+// A noise-conditional classifier p(y | x, σ) (model.arch: classifier) is trained on x_σ with
+// σ from the diffusion section's training distribution, or on clean images only.
+enum class ClassifierNoise { noisy, none };
+inline constexpr std::array<EnumName<ClassifierNoise>, 2> kClassifierNoiseNames{{
+    {"noisy", ClassifierNoise::noisy},
+    {"none", ClassifierNoise::none},
+}};
+
+struct ClassifierOptions {
+  ClassifierNoise noise = ClassifierNoise::noisy;
+  // Test-split accuracy at each checkpoint: at these σ, over this many batches (0 = none).
+  std::vector<double> eval_sigmas{0.0, 0.1, 0.3, 1.0, 3.0};
+  int eval_batches = 20;
+};
+
 // ---- diffusion: -----------------------------------------------------------------------
-enum class ScheduleKind { vp_linear, vp_cosine, edm };
-inline constexpr std::array<EnumName<ScheduleKind>, 3> kScheduleKindNames{{
+enum class ScheduleKind { vp_linear, vp_cosine, edm, ve, flow };
+inline constexpr std::array<EnumName<ScheduleKind>, 5> kScheduleKindNames{{
     {"vp_linear", ScheduleKind::vp_linear},
     {"vp_cosine", ScheduleKind::vp_cosine},
     {"edm", ScheduleKind::edm},
+    {"ve", ScheduleKind::ve},
+    {"flow", ScheduleKind::flow},
 }};
 
-enum class Prediction { eps, v, x0, edm };
-inline constexpr std::array<EnumName<Prediction>, 4> kPredictionNames{{
+enum class Prediction { eps, v, x0, edm, flow };
+inline constexpr std::array<EnumName<Prediction>, 5> kPredictionNames{{
     {"eps", Prediction::eps},
     {"v", Prediction::v},
     {"x0", Prediction::x0},
     {"edm", Prediction::edm},
+    {"flow", Prediction::flow},
+}};
+
+// How training draws σ (losses/dsm_loss.h has the formulas).
+enum class SigmaDistribution { grid, log_normal, log_uniform, uniform_t };
+inline constexpr std::array<EnumName<SigmaDistribution>, 4> kSigmaDistributionNames{{
+    {"grid", SigmaDistribution::grid},
+    {"log_normal", SigmaDistribution::log_normal},
+    {"log_uniform", SigmaDistribution::log_uniform},
+    {"uniform_t", SigmaDistribution::uniform_t},
 }};
 
 enum class LossWeighting { uniform, min_snr, edm };
@@ -107,13 +136,15 @@ struct DiffusionOptions {
   double beta_end = 0.02;      // vp_linear
   double cosine_s = 0.008;     // vp_cosine offset s
   double max_beta = 0.999;     // vp_cosine β clip
-  double sigma_min = 0.002;    // edm
-  double sigma_max = 80.0;     // edm
+  double sigma_min = 0.002;    // edm, ve, flow (defaults differ per schedule)
+  double sigma_max = 80.0;     // edm, ve, flow
   double sigma_data = 0.5;     // edm preconditioning σ_d
+  double shift = 1.0;          // flow: SD3's resolution shift, σ → shift·σ
   Prediction prediction = Prediction::eps;
+  SigmaDistribution sigma_distribution = SigmaDistribution::grid;
   LossWeighting weighting = LossWeighting::uniform;
   double min_snr_gamma = 5.0;
-  double p_mean = -1.2;        // log-normal training σ (EDM)
+  double p_mean = -1.2;        // log-normal training σ: ln σ ~ N(p_mean, p_std²)
   double p_std = 1.2;
   double p_uncond = 0.0;       // label dropout to the null class (classifier-free guidance)
   double vlb_weight = 0.001;   // λ of L_simple + λ L_vlb when model.learn_sigma
@@ -161,6 +192,8 @@ struct TrainOptions {
   int64_t ckpt_every = 1000;
   int keep = 3;                  // numbered checkpoints kept besides last.pt
   bool channels_last = true;     // CUDA UNet memory format
+  bool fused_adamw = true;       // one fused AdamW kernel on CUDA (LibTorch 2.x)
+  bool cuda_graph = false;       // capture the whole step in a CUDA graph (CUDA, LibTorch 2.x)
   int num_threads = 0;           // CPU intra-op threads for diffuse train; 0 = every logical CPU
   TrainSampleOptions sample;
 };
@@ -171,6 +204,7 @@ struct ExperimentConfig {
   DataOptions data;
   ModelOptions model;
   DiffusionOptions diffusion;
+  ClassifierOptions classifier;  // read and written only for model.arch: classifier
   TrainOptions train;
 };
 

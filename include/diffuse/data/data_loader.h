@@ -27,6 +27,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int num_workers = 2;     // 0: batches are built on the calling thread
   int prefetch_batches = 4;
+  bool pin_memory = false; // batches in page-locked memory (CUDA builds, for non-blocking copies)
 };
 
 struct LoaderState {

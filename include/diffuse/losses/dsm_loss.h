@@ -16,23 +16,41 @@ namespace diffuse {
 torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
                           const torch::Tensor& c_out, const DiffusionOptions& options);
 
+// The random inputs of one loss evaluation. They are drawn on the CPU from the trainer's
+// generator, so CPU and CUDA runs draw the same numbers and a resumed run continues the
+// stream, and reach the device through copy_to_device (no host synchronisation).
+struct TrainingDraw {
+  torch::Tensor sigma;      // [B] float32
+  torch::Tensor timesteps;  // [B] int64 for VP schedules, else undefined
+  torch::Tensor labels;     // [B] int64 after label dropout, or undefined (unconditional)
+  torch::Tensor noise;      // like x0, float32
+};
+
 // Draws training noise levels, labels dropout and noise from one generator (so that a
 // resumed run continues the same random stream).
 class TrainingNoiseSampler {
  public:
   TrainingNoiseSampler(const DiffusionOptions& options, const NoiseSchedule& schedule);
 
-  // σ [B] (float32, on `device`): VP schedules draw t uniform in {0..T-1} and return σ_t
-  // (and `timesteps`); EDM draws ln σ ~ N(P_mean, P_std²).
+  // σ [B] (float32, on `device`) by diffusion.sigma_distribution, then times the flow shift:
+  //   grid        t uniform in {0..T-1} of the VP grid, σ_t (and `timesteps`; Ho et al. 2020);
+  //   log_normal  ln σ ~ N(p_mean, p_std²) (Karras et al. 2022 §5). For flow this is SD3's
+  //               logit-normal t (Esser et al. 2024 eq. 19), since ln σ = ln(t/(1-t)) = logit t;
+  //   log_uniform ln σ uniform on [ln σ_min, ln σ_max] (the VE SDE's σ(t) = σ_min (σ_max/σ_min)^t
+  //               at uniform t, Song et al. 2021 eq. 30; NCSN's geometric levels, continuous);
+  //   uniform_t   t uniform on [t(σ_min), t(σ_max)], σ = t/(1-t) (rectified flow, Liu et al. 2023).
   torch::Tensor sample_sigma(int64_t batch, torch::Generator& gen, torch::Device device,
                              torch::Tensor* timesteps = nullptr) const;
   // Replaces each label by `null_label` with probability p_uncond.
   torch::Tensor drop_labels(const torch::Tensor& labels, int64_t null_label,
                             torch::Generator& gen) const;
+  // σ, then label dropout, then noise of x0's shape, in that order, on x0's device.
+  TrainingDraw draw(const torch::Tensor& x0, const torch::Tensor& labels, int64_t null_label,
+                    torch::Generator& gen) const;
 
  private:
   DiffusionOptions options_;
-  torch::Tensor grid_sigmas_;  // VP σ_t, CPU float32
+  torch::Tensor grid_sigmas_;  // VP σ_t, CPU float32 (distribution grid)
 };
 
 struct LossOutput {
@@ -40,8 +58,13 @@ struct LossOutput {
   torch::Tensor per_sample;  // [B] weighted DSM term (detached)
 };
 
-// One training loss evaluation. labels: [B] or undefined; `gen` drives σ, label dropout and
-// noise. With a learned-variance model, adds vlb_weight · L_vlb (Nichol & Dhariwal 2021 §3.1).
+// One training loss evaluation on given random inputs. With a learned-variance model, adds
+// vlb_weight · L_vlb (Nichol & Dhariwal 2021 §3.1). Free of host synchronisation, so that it
+// can run inside a captured CUDA graph.
+LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDraw& draw,
+                    const DiffusionOptions& options);
+
+// The same with the random inputs drawn from `gen` (labels: [B] or undefined).
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
                     const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
                     torch::Generator& gen);

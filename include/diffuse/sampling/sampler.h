@@ -14,6 +14,8 @@
 
 namespace diffuse {
 
+class SamplerDenoiser;
+
 // Called after each network evaluation with (nfe_done, nfe_total).
 using SamplerProgress = std::function<void(int64_t nfe_done, int64_t nfe_total)>;
 
@@ -28,6 +30,21 @@ struct SamplerOptions {
   // just after D(x; σ) was evaluated, the σ-space noise std that replaces the fixed
   // posterior one (β̃). Empty: fixed variance. Set by generate_samples for learn_sigma models.
   std::function<torch::Tensor(double sigma, double sigma_next)> ddpm_step_std;
+  // Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): T steps per noise level
+  // and the step size ε of α_i = ε σ_i²/σ_L².
+  int langevin_steps = 100;
+  double langevin_eps = 2e-5;
+  // Predictor–corrector (Song et al. 2021, Algorithms 2-5): the predictor (a sampler of the
+  // table), the Langevin corrector steps after each of its steps and their signal-to-noise
+  // ratio r.
+  std::string predictor = "sde_ve";
+  int corrector_steps = 1;
+  double snr = 0.16;
+  // Set by sample_pc: every sampler hands x to it after each step that ends at σ' > 0
+  // (through SamplerDenoiser::correct). Empty: no correction.
+  std::function<torch::Tensor(const torch::Tensor& x, double sigma, SamplerDenoiser& denoise,
+                              SeededNoise& noise)>
+      corrector;
 };
 
 using SamplerFn = std::function<torch::Tensor(const DenoiserFn& denoiser, torch::Tensor x,
@@ -40,7 +57,10 @@ struct SamplerEntry {
   const char* description;
   SamplerFn fn;
   // Network evaluations for a σ list of n steps (n + 1 values ending in 0).
-  int64_t (*nfe)(int64_t steps);
+  int64_t (*nfe)(int64_t steps, const SamplerOptions& options);
+  // Whether the predictor–corrector sampler may use it as its predictor (a step from σ to
+  // σ' that the corrector can follow).
+  bool predicts;
 };
 
 const std::vector<SamplerEntry>& sampler_table();

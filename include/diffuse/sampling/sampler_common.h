@@ -34,6 +34,12 @@ torch::Tensor ancestral_step(const torch::Tensor& x, double sigma, double sigma_
                              const torch::Tensor& denoised, double eta, SeededNoise& noise,
                              double noise_scale = 1.0);
 
+// One unadjusted Langevin step at noise level σ (Song & Ermon 2019, Algorithm 1 line 6):
+// x + (α/2) ∇log p_σ(x) + √α z, with the score ∇log p_σ(x) = (D(x; σ) - x)/σ² (Tweedie).
+// `alpha` broadcasts against x (a scalar, or [B, 1, ...] per sample); z is the fresh noise.
+torch::Tensor langevin_step(const torch::Tensor& x, double sigma, const torch::Tensor& denoised,
+                            const torch::Tensor& alpha, const torch::Tensor& z);
+
 // A [B] tensor filled with σ on x's device: float64 when x is float64 (so analytic tests
 // see the exact σ), float32 otherwise.
 torch::Tensor sigma_batch(const torch::Tensor& x, double sigma);
@@ -55,6 +61,9 @@ class SamplerDenoiser {
   SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
                   const SamplerProgress& progress, int64_t nfe_total);
   torch::Tensor operator()(const torch::Tensor& x, double sigma);
+  // x after the options' corrector at σ (predictor–corrector), or x itself when there is
+  // none or σ = 0. Samplers call it after every step, with σ the level the step ended at.
+  torch::Tensor correct(const torch::Tensor& x, double sigma, SeededNoise& noise);
   int64_t nfe_done() const { return nfe_done_; }
 
  private:
