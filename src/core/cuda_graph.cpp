@@ -24,12 +24,16 @@ struct CudaGraph::Impl {
 
 bool CudaGraph::supported() { return DIFFUSE_CUDA_GRAPHS != 0; }
 
-CudaGraph::CudaGraph(const torch::Device& device, const std::string& what) : device_(device) {
+void CudaGraph::check_usable(const torch::Device& device, const std::string& what) {
   if (!supported())
     throw ConfigError(what + ": this build cannot capture CUDA graphs (it needs a CUDA LibTorch "
                       "2.x; built against LibTorch " + compat::torch_version() + ")");
   if (!device.is_cuda())
     throw ConfigError(what + ": CUDA graphs need a CUDA device; this run uses " + device.str());
+}
+
+CudaGraph::CudaGraph(const torch::Device& device, const std::string& what) : device_(device) {
+  check_usable(device, what);
   // Only now: constructing at::cuda::CUDAGraph calls into the CUDA runtime, which throws on a
   // machine without a driver.
   impl_ = std::make_unique<Impl>();

@@ -28,6 +28,9 @@ class CudaGraph {
 
   // Whether this build can capture CUDA graphs at all.
   static bool supported();
+  // Throws the constructor's ConfigError unless graphs can be captured on `device`; touches
+  // no CUDA state, so a command can check its flags before doing any work.
+  static void check_usable(const torch::Device& device, const std::string& what);
 
  private:
   struct Impl;

@@ -101,7 +101,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
   const bool learned_variance = net_options.learn_sigma && options.sampler == "ddpm";
   const auto device = precond->parameters().front().device();
   if (options.cuda_graph) {
-    CudaGraph probe(device, "--cuda-graph");
+    CudaGraph::check_usable(device, "--cuda-graph");
     if (learned_variance)
       throw ConfigError("--cuda-graph: the learned-variance DDPM step reads the network's variance "
                         "outside the denoiser call; sample without --cuda-graph or with another sampler");
