@@ -153,6 +153,11 @@ Row set_row(const std::string& assignment, const std::string& fragment) {
   return {{"info", "--config", "@GOOD@", "--set", assignment}, 1, fragment, ""};
 }
 
+// The same with the good config turned into a classifier's.
+Row classifier_set_row(const std::string& assignment, const std::string& fragment) {
+  return {{"info", "--config", "@GOOD@", "--set", "model.arch=classifier", "--set", assignment}, 1, fragment, ""};
+}
+
 // `diffuse train` of the good config into @OUT@ with `sets`: failures past parsing.
 Row train_row(const std::vector<std::string>& sets, const std::string& fragment) {
   Row row{{"train", "--config", "@GOOD@", "--threads", "1", "--set", "run_dir=@OUT@"}, 1, fragment, ""};
@@ -367,6 +372,19 @@ TEST_F(BadInput, Overrides) {
       set_row("train.device=cpu1", "unknown device 'cpu1'"),
       set_row("model.unet.channel_mult=[1, nan]", "item 1: expected integers, found 'nan'"),
       set_row("model.preset=dit_s_2", "'dit_s_2' is a dit preset but model.arch is unet"),
+      // The formalisms' keys (VE, flow, classifier) and the CUDA keys.
+      set_row("diffusion.schedule=vp_log", "diffusion.schedule: unknown value 'vp_log'"),
+      set_row("diffusion.shift=2", "diffusion.shift: applies to schedule 'flow' only"),
+      set_row("diffusion.shift=nan", "diffusion.shift: expected a finite number"),
+      set_row("diffusion.sigma_distribution=uniform_t", "'uniform_t' draws the flow time t; it needs schedule 'flow'"),
+      set_row("diffusion.sigma_distribution=gaussian", "diffusion.sigma_distribution: unknown value 'gaussian'"),
+      set_row("diffusion.prediction=velocity", "diffusion.prediction: unknown value 'velocity'"),
+      set_row("classifier.noise=none", "--set classifier.noise: classifier: applies to model.arch 'classifier' only"),
+      classifier_set_row("classifier.noise=loud", "classifier.noise: unknown value 'loud'; valid values: noisy, none"),
+      classifier_set_row("classifier.eval_sigmas=[0, -1]", "classifier.eval_sigmas: σ values must lie in [0, 1e6], found -1"),
+      classifier_set_row("classifier.eval_batches=-1", "classifier.eval_batches: must be an integer in [0, "),
+      set_row("train.fused_adamw=maybe", "train.fused_adamw: expected true or false"),
+      set_row("train.cuda_graph=1.5", "train.cuda_graph: expected true or false"),
   };
   check_rows("set", rows);
 }
@@ -408,6 +426,20 @@ TEST_F(BadInput, Flags) {
       sample_row({"--clip", "-1"}, 2, "--clip: expected a number in [0.0, 1000.0], found '-1'"),
       sample_row({"--sampler", "heun", "--s-churn", "-1"}, 2, "--s-churn: expected a number in [0.0, 1000.0], found '-1'"),
       sample_row({"--s-churn", "inf"}, 2, "--s-churn: expected a number"),
+      // The formalisms' sampler flags: ranges, and each only with its own sampler.
+      sample_row({"--sampler", "langevin", "--langevin-steps", "0"}, 2, "--langevin-steps: expected an integer in [1, 100000], found '0'"),
+      sample_row({"--sampler", "langevin", "--langevin-eps", "0"}, 2, "--langevin-eps: expected a number in ["),
+      sample_row({"--sampler", "langevin", "--langevin-eps", "nan"}, 2, "--langevin-eps: expected a number"),
+      sample_row({"--langevin-steps", "5"}, 2, "--langevin-steps applies to --sampler langevin only"),
+      sample_row({"--sampler", "pc", "--corrector-steps", "-1"}, 2, "--corrector-steps: expected an integer in [0, 1000], found '-1'"),
+      sample_row({"--sampler", "pc", "--snr", "0"}, 2, "--snr: expected a number in ["),
+      sample_row({"--sampler", "pc", "--predictor", "langevin"}, 2, "--predictor langevin is not a predictor"),
+      sample_row({"--sampler", "pc", "--predictor", "fastest"}, 1, "unknown sampler 'fastest'"),
+      sample_row({"--snr", "0.2"}, 2, "--snr applies to --sampler pc only"),
+      sample_row({"--classifier-scale", "2"}, 2, "--classifier-scale needs --classifier"),
+      sample_row({"--classifier", "@D@/none.pt"}, 1, "@D@/none.pt: checkpoint file not found"),
+      sample_row({"--classifier", "@CKPT@"}, 1, "holds a diffusion model (model.arch unet), not a classifier"),
+      sample_row({"--cuda-graph", "--device", "cpu"}, 1, "--cuda-graph: "),
       // Checked before sampling, so no per-seed images are left behind.
       sample_row({"--grid-cols", "abc"}, 2, "--grid-cols: expected an integer in [1, 1024], found 'abc'"),
       sample_row({"--grid-cols", "0"}, 2, "--grid-cols: expected an integer in [1, 1024], found '0'"),
