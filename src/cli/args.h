@@ -47,10 +47,15 @@ class Args {
 std::vector<FlagSpec> common_flags();
 // Applies --log-level (UsageError on an unknown level).
 void apply_common_flags(const Args& args);
+// --threads for the commands that run networks (declared by each, as train's default comes
+// from its config): sets LibTorch's CPU thread count, 0 = every logical CPU.
+FlagSpec thread_flag();
+void apply_thread_flag(const Args& args, int fallback = 0);
 
 int run_train(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
+int run_eval(const std::vector<std::string>& argv);
 
 }  // namespace diffuse::cli

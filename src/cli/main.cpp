@@ -20,6 +20,7 @@ const char* kUsage =
     "  train     train a diffusion model from a YAML config\n"
     "  sample    generate images from a checkpoint\n"
     "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
+    "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
     "\n"
     "Run 'diffuse <command> --help' for the flags of a command.\n"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     if (command == "sample") return diffuse::cli::run_sample(rest);
     if (command == "restore") return diffuse::cli::run_restore(rest);
     if (command == "info") return diffuse::cli::run_info(rest);
+    if (command == "eval") return diffuse::cli::run_eval(rest);
     std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const diffuse::UsageError& e) {

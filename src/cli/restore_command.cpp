@@ -261,9 +261,11 @@ int run_restore(const std::vector<std::string>& argv) {
                 {"--batch-size", "B", "images restored together, 1-65536 (default 16)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
                 {"--resize", "", "convert inputs of another size or channel count to the model's"},
+                thread_flag(),
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  apply_thread_flag(args);
   const std::string checkpoint = args.require("--checkpoint");
   const std::string task_path = args.require("--task");
   const std::string out_dir = args.require("--out");

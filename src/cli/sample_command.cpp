@@ -51,10 +51,12 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--grid-cols", "C", "grid columns, 1-1024 (default: the number of classes cycled, else √N)"},
                 {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt; latent models write only it)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
+                thread_flag(),
                 {"--cuda-graph", "", "capture each batch's denoiser call in a CUDA graph and replay it (CUDA LibTorch 2.x)"},
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  apply_thread_flag(args);
   const std::string checkpoint = args.require("--checkpoint");
   const std::string out_dir = args.require("--out");
   const std::string format = args.get("--format", "png");

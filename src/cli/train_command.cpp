@@ -44,12 +44,7 @@ int run_train(const std::vector<std::string>& argv) {
   auto overrides = args.all("--set");
   if (args.has("--device")) overrides.push_back("train.device=" + args.get("--device"));
   ExperimentConfig config = load_experiment_config(args.require("--config"), overrides);
-  // The bound keeps libgomp from trying to allocate per-thread state for billions of threads.
-  const auto threads = static_cast<int>(args.get_int("--threads", config.train.num_threads, 0, 1024));
-  // LibTorch defaults to the physical core count, which leaves half of a small
-  // hyper-threaded VM idle: on 2 vCPUs two threads train the demo UNet 1.4× faster.
-  const unsigned logical_cpus = std::max(1u, std::thread::hardware_concurrency());
-  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(logical_cpus));
+  apply_thread_flag(args, config.train.num_threads);
   if (resolve_device(config.train.device, "train.device").is_cpu()) warn_if_reference_blas();
 
   std::signal(SIGINT, request_stop);

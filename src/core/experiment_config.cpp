@@ -383,6 +383,28 @@ TrainOptions parse_train(ConfigNode n) {
   s.read("cfg", o.sample.cfg);
   s.check_range("cfg", o.sample.cfg, 0.0, 100.0);
   s.finish();
+  n.read("eval_every", o.eval_every);
+  n.check_int_range("eval_every", o.eval_every, 0, kMaxSteps);
+  ConfigNode e = n.child("eval");
+  e.read("samples", o.eval.samples);
+  e.check_int_range("samples", o.eval.samples, 4, 1'000'000);
+  e.read("sampler", o.eval.sampler);
+  try {
+    find_sampler(o.eval.sampler);
+  } catch (const ConfigError& err) {
+    e.fail("sampler", err.what());
+  }
+  e.read("steps", o.eval.steps);
+  e.check_int_range("steps", o.eval.steps, 1, 10000);
+  e.read("cfg", o.eval.cfg);
+  e.check_range("cfg", o.eval.cfg, 0.0, 100.0);
+  e.read("features", o.eval.features);
+  e.read("ref", o.eval.ref);
+  if (o.eval_every > 0 && o.eval.features.empty())
+    e.fail("features", "train.eval_every " + std::to_string(o.eval_every) +
+                           " needs a feature network: a classifier checkpoint (configs/fashion_features.yaml) or "
+                           "torchscript:PATH");
+  e.finish();
   n.finish();
   return o;
 }
@@ -419,6 +441,15 @@ YAML::Node emit_train(const TrainOptions& o) {
   emit_value(s, "count", o.sample.count);
   emit_value(s, "cfg", o.sample.cfg);
   n["sample"] = s;
+  emit_value(n, "eval_every", o.eval_every);
+  YAML::Node e;
+  emit_value(e, "samples", o.eval.samples);
+  emit_value(e, "sampler", o.eval.sampler);
+  emit_value(e, "steps", o.eval.steps);
+  emit_value(e, "cfg", o.eval.cfg);
+  emit_value(e, "features", o.eval.features);
+  emit_value(e, "ref", o.eval.ref);
+  n["eval"] = e;
   return n;
 }
 

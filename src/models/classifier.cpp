@@ -84,8 +84,9 @@ class EncoderClassifier final : public ClassifierNet {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_cond) override {
-    return pool_->project(features(x, noise_cond));                             // [B, K]
+    return logits_of(features(x, noise_cond));                                  // [B, K]
   }
+  torch::Tensor logits_of(const torch::Tensor& features) override { return pool_->project(features); }
 
   const ModelOptions& options() const override { return options_; }
 

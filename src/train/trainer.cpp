@@ -24,6 +24,7 @@
 #include "train/device_prefetcher.h"
 #include "train/graphed_train_step.h"
 #include "train/training_common.h"
+#include "train/training_evaluator.h"
 
 namespace diffuse {
 namespace fs = std::filesystem;
@@ -92,6 +93,7 @@ class TrainingRun {
   std::unique_ptr<GraphedTrainStep> graph_;
   torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
   std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
+  std::unique_ptr<training::TrainingEvaluator> evaluator_;  // train.eval_every > 0
   std::vector<torch::Tensor> params_;
   bool conditional_ = false;
   bool autocast_ = false;
@@ -105,7 +107,7 @@ class TrainingRun {
   // window began before the stop.
   int64_t timed_steps_ = 0;
   std::chrono::steady_clock::time_point window_start_, run_start_;
-  // Seconds of the window spent drawing sample grids and writing checkpoints, which the
+  // Seconds of the window spent drawing sample grids (and evaluating) and writing checkpoints, which the
   // img/s figure leaves out (it measures training) and the log reports on their own.
   double window_sample_s_ = 0.0, window_ckpt_s_ = 0.0;
   int64_t run_start_step_ = 0;
@@ -357,6 +359,7 @@ TrainResult TrainingRun::run() {
   lo.pin_memory = device_.is_cuda();
   LoaderState start;
   if (!options_.resume.empty()) start = resume(options_.resume);
+  if (t.eval_every > 0) evaluator_ = std::make_unique<training::TrainingEvaluator>(config_, device_, autocast_);
   training::create_run_dir(run_dir_, earlier_run, config_);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
   prefetcher_ = std::make_unique<DevicePrefetcher>(
@@ -374,6 +377,8 @@ TrainResult TrainingRun::run() {
     // The checkpoint comes first, so that a failing or interrupted sample grid loses no training.
     if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
     if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last) && !stop) write_samples();
+    if (evaluator_ && (step_ % t.eval_every == 0 || last) && !stop)
+      window_sample_s_ += evaluator_->evaluate(ema_precond_, step_, run_dir_ / "metrics.jsonl").seconds;
     if (stop && !last) {
       // No metrics row for the partial logging window: the checkpoint carries it, so the
       // resumed run writes the same rows as one that never stopped.

@@ -1,6 +1,7 @@
 // `diffuse train` and `diffuse sample` for the flow and VE schedules and the noise-conditional
 // classifier on tiny data: the loss falls, the new samplers run from the CLI with their flags,
-// classifier guidance samples, and misuse is a one-line error.
+// classifier guidance samples, and misuse is a one-line error. `diffuse eval` and
+// train.eval_every use these runs too (the classifier as feature network).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -87,9 +88,10 @@ class FormalismsCli : public ::testing::Test {
     shared_ = nullptr;
   }
 
-  // Trains run `name` once (arch unet or classifier, plus YAML `extra`); its last checkpoint.
+  // Trains run `name` once (arch unet or classifier, plus YAML `extra` and --set `sets`); its
+  // last checkpoint.
   static std::string trained(const std::string& name, const std::string& arch, const std::string& extra,
-                             const std::string& data = "idx") {
+                             const std::string& data = "idx", const std::vector<std::string>& sets = {}) {
     auto& s = *shared_;
     if (const auto it = s.checkpoints.find(name); it != s.checkpoints.end()) return it->second;
     std::string text = kBase;
@@ -97,8 +99,9 @@ class FormalismsCli : public ::testing::Test {
     text.replace(text.find("@ARCH@"), 6, arch);
     const std::string config = s.dir.file(name + ".yaml");
     test::write_file(config, text + extra);
-    const auto r = test::run_diffuse({"train", "--config", config, "--set", "run_dir=" + s.dir.file(name),
-                                      "--threads", "1"});
+    std::vector<std::string> args{"train", "--config", config, "--set", "run_dir=" + s.dir.file(name), "--threads", "1"};
+    for (const auto& set : sets) args.insert(args.end(), {"--set", set});
+    const auto r = test::run_diffuse(args);
     if (r.exit_code != 0) throw std::runtime_error("training run '" + name + "' failed: " + r.err);
     return s.checkpoints[name] = s.dir.file(name) + "/ckpt/last.pt";
   }
@@ -187,6 +190,63 @@ TEST_F(FormalismsCli, ClassifierTrainsReportsAccuracyAndGuides) {
   const auto info = test::run_diffuse({"info", "--checkpoint", classifier()});
   EXPECT_EQ(info.exit_code, 0) << info.err;
   EXPECT_CONTAINS(info.out, "classifier");
+}
+
+double json_number(const std::string& text, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("\"" + key + "\": ([-0-9.e+]+)"))) return std::nan("");
+  return std::stod(m[1]);
+}
+
+TEST_F(FormalismsCli, EvalComparesSamplesWithAReferenceAndItsStatsFile) {
+  const std::string samples = out.file("samples");
+  auto r = sample({"--checkpoint", flow(), "--sampler", "euler", "--steps", "4", "--classes", "0-9",
+                   "--seeds", "0-19", "--out", samples});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string graded = shared_->dir.file("graded");
+  const auto eval = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "eval");
+    args.insert(args.end(), {"--features", classifier(), "--device", "cpu", "--kid-subsets", "5"});
+    return test::run_diffuse(args);
+  };
+  r = eval({"--samples", samples, "--ref", "idx:" + graded + ":test", "--classes", "--out", out.file("m.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string json = test::read_file(out.file("m.json"));
+  EXPECT_GT(json_number(json, "fd"), 0.0) << json;
+  const double accuracy = json_number(json, "class_accuracy");
+  EXPECT_GE(accuracy, 0.0);
+  EXPECT_LE(accuracy, 1.0);
+  EXPECT_CONTAINS(json, "\"count\": 20");
+  EXPECT_CONTAINS(json, "\"precision\"");
+
+  // A stats file is reused; a set against its own stats is at distance 0 with full precision and recall.
+  r = eval({"--ref", "idx:" + graded + ":train", "--save-stats", out.file("ref.pt")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = eval({"--samples", "idx:" + graded + ":train", "--ref", out.file("ref.pt"), "--out", out.file("self.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string self = test::read_file(out.file("self.json"));
+  EXPECT_NEAR(json_number(self, "fd"), 0.0, 1e-6) << self;
+  EXPECT_DOUBLE_EQ(json_number(self, "precision"), 1.0);
+  EXPECT_DOUBLE_EQ(json_number(self, "recall"), 1.0);
+
+  // Another network (the raw weights instead of the EMA) is refused against that file.
+  r = eval({"--samples", samples, "--ref", out.file("ref.pt"), "--no-ema"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_CONTAINS(r.err, "compute the reference again");
+  EXPECT_EQ(test::line_count(r.err), 1u) << r.err;
+  r = eval({"--samples", samples, "--ref", out.file("ref.pt"), "--feature-size", "299"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "--feature-size applies to --features torchscript:PATH only");
+}
+
+TEST_F(FormalismsCli, TrainingLogsFdAtEachEvaluation) {
+  const fs::path run = run_of(trained("flow_eval", "unet", "diffusion:\n  schedule: flow\n  p_uncond: 0.2\n", "idx",
+                                      {"train.eval_every=20", "train.eval.samples=10", "train.eval.sampler=euler",
+                                       "train.eval.steps=3", "train.eval.cfg=2", "train.eval.features=" + classifier()}));
+  const auto fd = metric_values(run / "metrics.jsonl", "fd");
+  ASSERT_EQ(fd.size(), 2u);  // steps 20 and 40
+  for (const double v : fd) EXPECT_GT(v, 0.0);
+  EXPECT_EQ(metric_values(run / "metrics.jsonl", "class_accuracy").size(), 2u);
 }
 
 TEST_F(FormalismsCli, MisuseIsAOneLineError) {

@@ -170,6 +170,20 @@ struct TrainSampleOptions {
   double cfg = 1.0;              // guidance weight for class-conditional models
 };
 
+// Sample-quality evaluation during training (train.eval_every > 0): FD (and class accuracy
+// when the feature network is a classifier and the model class-conditional) of `samples`
+// images from fixed seeds 0..samples-1, classes cycling, against `ref`.
+struct TrainEvalOptions {
+  int samples = 1000;
+  std::string sampler = "dpmpp2m";
+  int steps = 20;
+  double cfg = 1.0;
+  std::string features;  // classifier checkpoint or torchscript:PATH (required with eval_every)
+  // Image source of the reference (eval/feature_stats.h); empty: the data section's dataset
+  // with split test (idx, cifar10), else the training data itself.
+  std::string ref;
+};
+
 struct TrainOptions {
   int64_t steps = 10000;
   int batch_size = 128;
@@ -196,6 +210,8 @@ struct TrainOptions {
   bool cuda_graph = false;       // capture the whole step in a CUDA graph (CUDA, LibTorch 2.x)
   int num_threads = 0;           // CPU intra-op threads for diffuse train; 0 = every logical CPU
   TrainSampleOptions sample;
+  int64_t eval_every = 0;        // 0 disables
+  TrainEvalOptions eval;
 };
 
 struct ExperimentConfig {

@@ -19,6 +19,9 @@ class ClassifierNet : public torch::nn::Module {
   // The penultimate features [B, F]: the attention-pooled token before the output projection
   // (for feature-based evaluation, e.g. Fréchet distances).
   virtual torch::Tensor features(const torch::Tensor& x, const torch::Tensor& noise_cond) = 0;
+  // The logits [B, K] of features [B, F]: forward(x, c) = logits_of(features(x, c)), so that an
+  // evaluation needing both runs the network once.
+  virtual torch::Tensor logits_of(const torch::Tensor& features) = 0;
   virtual const ModelOptions& options() const = 0;
   int64_t num_classes() const { return options().num_classes; }
 };

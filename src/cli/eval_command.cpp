@@ -1,0 +1,152 @@
+// diffuse eval: FD, KID, precision/recall and class accuracy of generated images against
+// reference images or their stats file, under one feature network.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "args.h"
+#include "diffuse/core/config_node.h"
+#include "diffuse/core/error.h"
+#include "diffuse/eval/evaluate.h"
+#include "diffuse/train/checkpoint.h"
+
+namespace diffuse::cli {
+namespace {
+
+FeatureInputRange feature_range(const std::string& name) {
+  if (name == "uint8") return FeatureInputRange::uint8;
+  if (name == "unit") return FeatureInputRange::unit;
+  if (name == "minus1_1") return FeatureInputRange::minus_one_one;
+  throw UsageError("--feature-range: expected uint8, unit or minus1_1, found '" + name + "'");
+}
+
+// Logs at most every tenth of the way.
+FeatureProgress decile_progress(std::string what) {
+  auto last = std::make_shared<int64_t>(-1);
+  return [what = std::move(what), last](int64_t done, int64_t total) {
+    const int64_t decile = done * 10 / std::max<int64_t>(total, 1);
+    if (decile == *last) return;
+    *last = decile;
+    spdlog::info("{}: {}/{} images ({:.0f}%)", what, done, total, 100.0 * done / total);
+  };
+}
+
+}  // namespace
+
+int run_eval(const std::vector<std::string>& argv) {
+  Args args("eval",
+            "Compare generated images with reference images under a feature network: Fréchet distance\n"
+            "(FD), KID, precision/recall (k-NN manifolds) and, with --classes, the share of samples the\n"
+            "network assigns their intended class. Image sources: fashion:train | fashion:test,\n"
+            "TYPE:PATH[:SPLIT] (TYPE idx, cifar10, image_folder), a folder of images (diffuse sample's\n"
+            "output; labels from the _classK names) or a .pt tensor file. --ref also takes a stats file\n"
+            "written by --save-stats.",
+            {
+                {"--samples", "SRC", "the generated images"},
+                {"--ref", "SRC", "reference images, or a stats file from --save-stats"},
+                {"--features", "NET", "feature network: a diffuse classifier checkpoint, or torchscript:PATH"},
+                {"--feature-size", "N", "torchscript: resize to N x N, 0-4096 (default 0 = as is)"},
+                {"--feature-channels", "C", "torchscript: 1 or 3 input channels (default 3; grey is repeated)"},
+                {"--feature-range", "R", "torchscript: input values uint8 ([0, 255], default), unit ([0, 1]) or minus1_1"},
+                {"--classes", "", "also report class accuracy (samples need labels, the network classes)"},
+                {"--limit", "N", "use the first N samples, 1-10000000 (default all)"},
+                {"--ref-limit", "N", "use the first N reference images, 1-10000000 (default all)"},
+                {"--save-stats", "FILE", "write the reference's features to FILE for later --ref FILE"},
+                {"--kid-subsets", "S", "KID subsets, 1-10000 (default 100)"},
+                {"--kid-subset-size", "M", "images per KID subset, 2-100000 (default 1000, capped at the set sizes)"},
+                {"--k", "K", "neighbours of the precision/recall manifolds, 1-100 (default 3)"},
+                {"--seed", "S", "seed of the KID subsets (default 0)"},
+                {"--batch-size", "B", "images per network batch, 1-65536 (default 256)"},
+                {"--no-ema", "", "classifier feature network: use the raw weights instead of the EMA weights"},
+                {"--out", "FILE", "write the metrics as JSON to FILE"},
+                thread_flag(),
+            });
+  if (!args.parse(argv)) return 0;
+  apply_common_flags(args);
+  apply_thread_flag(args);
+  const std::string ref_spec = args.require("--ref");
+  const std::string features_spec = args.require("--features");
+  if (!args.has("--samples") && !args.has("--save-stats"))
+    throw UsageError("give --samples to evaluate, or --save-stats to only compute the reference's stats");
+  TorchScriptInput input;
+  input.size = args.get_int("--feature-size", 0, 0, 4096);
+  input.channels = args.get_int("--feature-channels", 3, 1, 3);
+  if (input.channels == 2) throw UsageError("--feature-channels: expected 1 or 3, found 2");
+  input.range = feature_range(args.get("--feature-range", "uint8"));
+  const bool torchscript = features_spec.rfind("torchscript:", 0) == 0;
+  for (const char* flag : {"--feature-size", "--feature-channels", "--feature-range"})
+    if (args.has(flag) && !torchscript) throw UsageError(std::string(flag) + " applies to --features torchscript:PATH only");
+  if (args.has("--no-ema") && torchscript) throw UsageError("--no-ema applies to a classifier feature network only");
+  const int64_t batch = args.get_int("--batch-size", 256, 1, 65536);
+  const int64_t limit = args.get_int("--limit", 0, 1, 10'000'000);
+  const int64_t ref_limit = args.get_int("--ref-limit", 0, 1, 10'000'000);
+  EvalMetricsOptions mo;
+  mo.kid_subsets = args.get_int("--kid-subsets", 100, 1, 10000);
+  mo.kid_subset_size = args.get_int("--kid-subset-size", 1000, 2, 100000);
+  mo.pr_neighbours = args.get_int("--k", 3, 1, 100);
+  mo.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
+  mo.class_accuracy = args.has("--classes");
+
+  const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  const auto start = std::chrono::steady_clock::now();
+  auto network = torchscript ? load_feature_network(features_spec, input, device)
+                             : load_classifier_features(features_spec, !args.has("--no-ema"), device);
+  spdlog::info("feature network {} ({})", features_spec, network->identity());
+  if (mo.class_accuracy && network->num_classes() == 0)
+    throw UsageError("--classes needs a feature network with classes (a diffuse classifier checkpoint), not " + features_spec);
+
+  FeatureSet reference;
+  if (is_feature_stats_file(ref_spec)) {
+    if (args.has("--ref-limit")) throw UsageError("--ref-limit applies to images, and " + ref_spec + " is a stats file");
+    reference = load_feature_stats(ref_spec);
+    spdlog::info("reference: {} ({} images, from {})", ref_spec, reference.features.size(0), reference.source);
+  } else {
+    reference = extract_features(*network, ref_spec, ref_limit, batch, decile_progress("reference " + ref_spec));
+  }
+  if (args.has("--save-stats")) {
+    save_feature_stats(args.get("--save-stats"), reference);
+    spdlog::info("wrote the stats of {} ({} images) to {}", reference.source, reference.features.size(0),
+                 args.get("--save-stats"));
+  }
+  if (!args.has("--samples")) return 0;
+  // A stats file of another network is refused before the samples are run through this one.
+  if (reference.network != network->identity())
+    throw DataError(ref_spec + " holds features of network '" + reference.network + "', but --features " + features_spec +
+                    " is '" + network->identity() + "'; compute the reference again with this --features");
+  const std::string samples_spec = args.get("--samples");
+  const FeatureSet samples = extract_features(*network, samples_spec, limit, batch, decile_progress("samples " + samples_spec));
+  const EvalMetrics m = compute_eval_metrics(reference, samples, mo);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  spdlog::info("FD {:.3f} | KID {:.5f} ± {:.5f} | precision {:.3f} | recall {:.3f}{} ({} samples vs {} references)",
+               m.fd, m.kid.mean, m.kid.std, m.pr.precision, m.pr.recall,
+               m.class_accuracy ? fmt::format(" | class accuracy {:.3f}", *m.class_accuracy) : std::string(),
+               m.samples, m.references);
+  nlohmann::json json{
+      {"samples", {{"source", samples_spec}, {"count", m.samples}}},
+      {"reference", {{"source", reference.source}, {"count", m.references}}},
+      {"features", {{"network", network->identity()}, {"spec", features_spec}, {"dim", samples.features.size(1)}}},
+      {"fd", m.fd},
+      {"kid", {{"mean", m.kid.mean}, {"std", m.kid.std}, {"subsets", m.kid.subsets}, {"subset_size", m.kid.subset_size}}},
+      {"precision", m.pr.precision},
+      {"recall", m.pr.recall},
+      {"k", mo.pr_neighbours},
+      {"class_accuracy", m.class_accuracy ? nlohmann::json(*m.class_accuracy) : nlohmann::json()},
+      {"device", device.str()},
+      {"seconds", std::round(seconds * 1000) / 1000},
+  };
+  const std::string text = json.dump(2) + "\n";
+  if (args.has("--out")) {
+    write_text_file_atomic(args.get("--out"), text);
+    spdlog::info("wrote {}", args.get("--out"));
+  } else {
+    std::cout << text;
+  }
+  return 0;
+}
+
+}  // namespace diffuse::cli
