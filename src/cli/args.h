@@ -52,5 +52,6 @@ int run_train(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
+int run_plot(const std::vector<std::string>& argv);
 
 }  // namespace diffuse::cli

@@ -1,4 +1,4 @@
-// diffuse: train diffusion models, sample from them, restore degraded images.
+// diffuse: train diffusion models, sample from them, restore degraded images, plot runs.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -21,6 +21,7 @@ const char* kUsage =
     "  sample    generate images from a checkpoint\n"
     "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
+    "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
     "\n"
     "Run 'diffuse <command> --help' for the flags of a command.\n"
     "  diffuse --version   print the version\n";
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     if (command == "sample") return diffuse::cli::run_sample(rest);
     if (command == "restore") return diffuse::cli::run_restore(rest);
     if (command == "info") return diffuse::cli::run_info(rest);
+    if (command == "plot") return diffuse::cli::run_plot(rest);
     std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const diffuse::UsageError& e) {
