@@ -57,5 +57,6 @@ int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
+int run_plot(const std::vector<std::string>& argv);
 
 }  // namespace diffuse::cli

@@ -1,4 +1,4 @@
-// diffuse: train diffusion models, sample from them, restore degraded images.
+// diffuse: train diffusion models, sample from them, restore degraded images, plot runs.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -22,6 +22,7 @@ const char* kUsage =
     "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
+    "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
     "\n"
     "Run 'diffuse <command> --help' for the flags of a command.\n"
     "  diffuse --version   print the version\n";
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     if (command == "restore") return diffuse::cli::run_restore(rest);
     if (command == "info") return diffuse::cli::run_info(rest);
     if (command == "eval") return diffuse::cli::run_eval(rest);
+    if (command == "plot") return diffuse::cli::run_plot(rest);
     std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const diffuse::UsageError& e) {
