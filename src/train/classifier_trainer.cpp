@@ -266,6 +266,7 @@ TrainResult ClassifierRun::run() {
       if (stop && window_steps_ > 0) log_progress();
       result.last_checkpoint = save_checkpoint();
       if (!stop) evaluate();
+      training::write_run_curves_picture(run_dir_);
     }
     if (stop && !last) {
       spdlog::warn("stopped at step {} on request; resume with --resume {}", step_, result.last_checkpoint);

@@ -377,8 +377,12 @@ TrainResult TrainingRun::run() {
     // The checkpoint comes first, so that a failing or interrupted sample grid loses no training.
     if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
     if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last) && !stop) write_samples();
-    if (evaluator_ && (step_ % t.eval_every == 0 || last) && !stop)
+    if (evaluator_ && (step_ % t.eval_every == 0 || last) && !stop) {
       window_sample_s_ += evaluator_->evaluate(ema_precond_, step_, run_dir_ / "metrics.jsonl").seconds;
+      training::write_run_curves_picture(run_dir_);
+    } else if (step_ % t.ckpt_every == 0 || last) {
+      training::write_run_curves_picture(run_dir_);
+    }
     if (stop && !last) {
       // No metrics row for the partial logging window: the checkpoint carries it, so the
       // resumed run writes the same rows as one that never stopped.

@@ -11,6 +11,8 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/eval/run_curves.h"
+#include "diffuse/io/image_io.h"
 
 namespace diffuse::training {
 namespace fs = std::filesystem;
@@ -129,6 +131,15 @@ std::string write_run_checkpoint(const fs::path& run_dir, const CheckpointMeta& 
   if (keep == 0) fs::remove(numbered);
   spdlog::info("checkpoint {}", last.string());
   return last.string();
+}
+
+void write_run_curves_picture(const std::filesystem::path& run_dir) {
+  const auto path = run_dir / ("curves" + image_extension(3));
+  try {
+    write_run_curves(run_dir.string(), path.string());
+  } catch (const std::exception& e) {
+    spdlog::warn("could not draw {}: {}", path.string(), e.what());
+  }
 }
 
 }  // namespace diffuse::training

@@ -55,4 +55,8 @@ std::string write_run_checkpoint(const std::filesystem::path& run_dir, const Che
                                  const torch::nn::Module& model, const torch::nn::Module& ema,
                                  torch::optim::Optimizer& optimizer, int keep);
 
+// Draws RUN_DIR/curves.png (or .ppm without OpenCV) from metrics.jsonl, as `diffuse plot`
+// does. A failure is logged as a warning: a picture must never stop a training run.
+void write_run_curves_picture(const std::filesystem::path& run_dir);
+
 }  // namespace diffuse::training

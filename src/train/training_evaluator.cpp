@@ -22,9 +22,9 @@ DataOptions default_eval_reference(const DataOptions& data) {
 
 TrainingEvaluator::TrainingEvaluator(const ExperimentConfig& config, torch::Device device, bool bf16) {
   const auto& e = config.train.eval;
-  if (config.data.type == DatasetType::latents || config.data.type == DatasetType::random)
-    throw ConfigError(std::string("train.eval_every: evaluation compares pictures, and data.type ") +
-                      enum_name(config.data.type, kDatasetTypeNames) + " has none; set train.eval_every 0");
+  if (config.data.type == DatasetType::latents)
+    throw ConfigError("train.eval_every: evaluation compares pictures, and latents are none (decode them first); "
+                      "set train.eval_every 0");
   network_ = load_feature_network(e.features, TorchScriptInput{}, device);
   // A network that does not take the model's images fails now, not at the first evaluation.
   network_->extract(torch::zeros({2, config.model.in_channels, config.model.image_size, config.model.image_size}));
