@@ -230,6 +230,8 @@ void save_feature_stats(const std::string& path, const FeatureSet& set) {
 }
 
 bool is_feature_stats_file(const std::string& path) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) return false;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
