@@ -320,6 +320,16 @@ YAML::Node emit_classifier(const ClassifierOptions& o) {
   return n;
 }
 
+// A `sampler` key (train.sample, train.eval): a name of the sampler table.
+void read_sampler_name(ConfigNode& node, std::string& sampler) {
+  node.read("sampler", sampler);
+  try {
+    find_sampler(sampler);
+  } catch (const ConfigError& e) {
+    node.fail("sampler", e.what());
+  }
+}
+
 TrainOptions parse_train(ConfigNode n) {
   TrainOptions o;
   n.read("steps", o.steps);
@@ -370,12 +380,7 @@ TrainOptions parse_train(ConfigNode n) {
   n.read("num_threads", o.num_threads);
   n.check_int_range("num_threads", o.num_threads, 0, kMaxThreads);
   ConfigNode s = n.child("sample");
-  s.read("sampler", o.sample.sampler);
-  try {
-    find_sampler(o.sample.sampler);
-  } catch (const ConfigError& e) {
-    s.fail("sampler", e.what());
-  }
+  read_sampler_name(s, o.sample.sampler);
   s.read("steps", o.sample.steps);
   s.check_int_range("steps", o.sample.steps, 1, 10000);
   s.read("count", o.sample.count);
@@ -388,12 +393,7 @@ TrainOptions parse_train(ConfigNode n) {
   ConfigNode e = n.child("eval");
   e.read("samples", o.eval.samples);
   e.check_int_range("samples", o.eval.samples, 4, 1'000'000);
-  e.read("sampler", o.eval.sampler);
-  try {
-    find_sampler(o.eval.sampler);
-  } catch (const ConfigError& err) {
-    e.fail("sampler", err.what());
-  }
+  read_sampler_name(e, o.eval.sampler);
   e.read("steps", o.eval.steps);
   e.check_int_range("steps", o.eval.steps, 1, 10000);
   e.read("cfg", o.eval.cfg);
