@@ -7,13 +7,16 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "args.h"
+#include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/experiment_config.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
+#include "diffuse/eval/denoising_calibration.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
@@ -71,6 +74,88 @@ std::string describe_model(const ModelOptions& model) {
        << "params:   " << params << " (" << std::fixed << std::setprecision(2)
        << static_cast<double>(params) / 1e6 << "M)\n";
   return text.str();
+}
+
+// The held-out data of a checkpoint's config: `--split` when given, else the test split of
+// the formats that have one (idx, cifar10), else the training data itself.
+DataOptions held_out_data(const ExperimentConfig& config, const Args& args) {
+  DataOptions data = config.data;
+  if (args.has("--split")) {
+    data.split = args.get("--split");
+    if (data.split != "train" && data.split != "test")
+      throw UsageError("--split: expected train or test, found '" + data.split + "'");
+  } else if (data.type == DatasetType::idx || data.type == DatasetType::cifar10) {
+    data.split = "test";
+  } else {
+    spdlog::warn("calibration on the training data: {} data has no test split", enum_name(data.type, kDatasetTypeNames));
+  }
+  return data;
+}
+
+std::string format_number(double value) {
+  std::ostringstream text;
+  text << std::setprecision(4) << value;
+  return text.str();
+}
+
+// --calibration: the model's denoising error per σ band on held-out images (issue: where is a
+// model weak?), printed as a table and, with --out, written as calibration.json and .png.
+int calibrate_checkpoint(const Args& args) {
+  const std::string path = args.get("--checkpoint");
+  const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  const LoadedModel loaded = load_model_for_inference(path, !args.has("--no-ema"), device);
+  const DataOptions data = held_out_data(loaded.config, args);
+  const auto dataset = make_dataset(data);
+  const NoiseSchedule& schedule = loaded.precond->schedule();
+  CalibrationOptions options;
+  options.sigma_min = schedule.sigma_min();
+  options.sigma_max = schedule.sigma_max();
+  options.bands = static_cast<int>(args.get_int("--bands", options.bands, 1, 64));
+  options.images = args.get_int("--images", options.images, 1, 1'000'000);
+  options.batch_size = args.get_int("--batch", options.batch_size, 1, 65536);
+  options.labels = loaded.config.model.num_classes > 0;
+  Precond precond = loaded.precond;
+  const LabelledDenoiserFn denoise = [precond](const torch::Tensor& x, const torch::Tensor& sigma,
+                                               const torch::Tensor& labels) mutable {
+    return precond->denoise(x, sigma, labels);
+  };
+  int64_t last_decile = -1;
+  const auto progress = [&last_decile](int64_t done, int64_t total) {
+    const int64_t decile = done * 10 / total;
+    if (decile == last_decile) return;
+    last_decile = decile;
+    spdlog::info("calibration: {}/{} batches ({:.0f}%)", done, total, 100.0 * done / total);
+  };
+  const DenoisingCalibration result = calibrate_denoiser(denoise, *dataset, options, device, progress);
+
+  std::cout << "calibration: " << result.images << " images of " << data.path << " (split " << data.split << "), "
+            << (loaded.using_ema ? "EMA" : "raw") << " weights, " << (options.labels ? "their labels given" : "unconditional")
+            << "\n"
+            << "error per pixel of D(x0 + sigma n; sigma) against x0, beside the best linear (Wiener) denoiser\n"
+            << std::left << std::setw(22) << "  sigma band" << std::setw(12) << "model" << std::setw(12) << "Wiener"
+            << std::setw(12) << "D(x) = x" << "model/Wiener\n";
+  nlohmann::json bands = nlohmann::json::array();
+  for (const auto& band : result.bands) {
+    const double ratio = band.mse / band.wiener_mse;
+    std::cout << "  " << std::setw(20) << (format_number(band.sigma_lo) + " - " + format_number(band.sigma_hi))
+              << std::setw(12) << format_number(band.mse) << std::setw(12) << format_number(band.wiener_mse)
+              << std::setw(12) << format_number(band.identity_mse) << format_number(ratio) << "\n";
+    bands.push_back({{"sigma_lo", band.sigma_lo}, {"sigma_hi", band.sigma_hi}, {"mse", band.mse},
+                     {"wiener_mse", band.wiener_mse}, {"identity_mse", band.identity_mse}, {"ratio", ratio}});
+  }
+  if (args.has("--out")) {
+    const std::filesystem::path out = args.get("--out");
+    std::filesystem::create_directories(out);
+    const nlohmann::json json{{"checkpoint", path},   {"step", loaded.step},
+                              {"ema", loaded.using_ema}, {"data", data.path},
+                              {"split", data.split},  {"images", result.images},
+                              {"bands", bands}};
+    const std::string picture = (out / ("calibration" + image_extension(3))).string();
+    write_text_file_atomic((out / "calibration.json").string(), json.dump(2) + "\n");
+    write_calibration_curves(picture, result);
+    std::cout << "written:  " << (out / "calibration.json").string() << ", " << picture << "\n";
+  }
+  return 0;
 }
 
 int describe_checkpoint(const Args& args) {
@@ -184,19 +269,40 @@ int run_info(const std::vector<std::string>& argv) {
             "Summarise the dataset of a config: item count, image shape, class names and\n"
             "per-channel mean/std in [-1, 1], and its model and parameter count; --out also\n"
             "writes a preview grid of 64 augmented training samples. With --checkpoint:\n"
-            "the step, model, parameter count, EMA presence and resolved config it holds.",
+            "the step, model, parameter count, EMA presence and resolved config it holds;\n"
+            "--calibration instead measures where the model is weak: its denoising error per sigma\n"
+            "band on held-out images beside the best linear (Wiener) denoiser's, with --out DIR\n"
+            "also written as DIR/calibration.json and a chart DIR/calibration.png.",
             {
                 {"--config", "PATH", "experiment YAML whose data section is summarised"},
                 {"--set", "KEY=VALUE", "override a config key, e.g. data.split=test", true},
-                {"--out", "DIR", "write DIR/preview.png (a grid of augmented samples)"},
+                {"--out", "DIR", "write DIR/preview.png (a grid of augmented samples), or the calibration files"},
                 {"--checkpoint", "PATH", "summarise a checkpoint instead (its checksum is verified)"},
                 {"--verify", "", "with --checkpoint: only check its checksum and that it reads (no model is built)"},
+                {"--calibration", "", "with --checkpoint: the denoising error per sigma band on held-out images"},
+                {"--images", "N", "calibration: held-out images (default 1000)"},
+                {"--bands", "K", "calibration: log-spaced sigma bands over the schedule's range (default 8)"},
+                {"--split", "SPLIT", "calibration: train | test (default test where the format has one)"},
+                {"--batch", "N", "calibration: images per network call (default 250)"},
+                {"--no-ema", "", "calibration: the raw weights instead of the EMA"},
+                {"--device", "DEV", "calibration: auto | cpu | cuda | cuda:N (default auto)"},
+                thread_flag(),
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
   if (args.has("--checkpoint") && args.has("--config"))
     throw UsageError("give --config PATH or --checkpoint PATH, not both");
   if (args.has("--verify") && !args.has("--checkpoint")) throw UsageError("--verify needs --checkpoint PATH");
+  const bool calibration_only = args.has("--images") || args.has("--bands") || args.has("--split") ||
+                                args.has("--batch") || args.has("--no-ema") || args.has("--device");
+  if (calibration_only && !args.has("--calibration"))
+    throw UsageError("--images, --bands, --split, --batch, --no-ema and --device need --calibration");
+  if (args.has("--calibration")) {
+    if (!args.has("--checkpoint")) throw UsageError("--calibration needs --checkpoint PATH");
+    if (args.has("--verify")) throw UsageError("give --calibration or --verify, not both");
+    apply_thread_flag(args);
+    return calibrate_checkpoint(args);
+  }
   if (args.has("--checkpoint")) return describe_checkpoint(args);
   if (!args.has("--config")) throw UsageError("'diffuse info' needs --config PATH or --checkpoint PATH");
   return describe_config(args);

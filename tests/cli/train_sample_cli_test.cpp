@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <stdexcept>
 
@@ -313,6 +314,33 @@ TEST_F(TrainSampleCli, InfoSummarisesACheckpoint) {
   EXPECT_ONE_LINE_ERROR(missing, out.file("none.pt") + ": checkpoint file not found");
   const auto both = test::run_diffuse({"info", "--checkpoint", ckpt(), "--config", shared_->config});
   EXPECT_EQ(both.exit_code, 2);
+}
+
+TEST_F(TrainSampleCli, InfoCalibrationTabulatesTheErrorPerSigmaBand) {
+  const auto r = test::run_diffuse({"info", "--checkpoint", ckpt(), "--calibration", "--split", "train", "--images",
+                                    "24", "--bands", "3", "--batch", "10", "--threads", "1", "--out", out.file("cal")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "calibration: 24 images of " + shared_->dir.file("idx") + " (split train), EMA weights");
+  EXPECT_CONTAINS(r.out, "model/Wiener");
+  const auto json = nlohmann::json::parse(test::read_file(out.file("cal/calibration.json")));
+  EXPECT_EQ(json["images"], 24);
+  ASSERT_EQ(json["bands"].size(), 3u);
+  // The bands tile the schedule's σ range (VP linear, T = 50) in log space, one table row each.
+  const LoadedModel model = load_model_for_inference(ckpt(), true, torch::kCPU);
+  const NoiseSchedule& schedule = model.precond->schedule();
+  EXPECT_NEAR(json["bands"][0]["sigma_lo"].get<double>(), schedule.sigma_min(), 1e-9 * schedule.sigma_min());
+  EXPECT_NEAR(json["bands"][2]["sigma_hi"].get<double>(), schedule.sigma_max(), 1e-9 * schedule.sigma_max());
+  for (const auto& band : json["bands"]) {
+    EXPECT_GT(band["mse"].get<double>(), 0.0);
+    EXPECT_NEAR(band["ratio"].get<double>(), band["mse"].get<double>() / band["wiener_mse"].get<double>(), 1e-12);
+  }
+  const std::regex row("\n  [0-9.e-]+ - [0-9.e+-]+ +[0-9.e+-]+ ");
+  EXPECT_EQ(std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), row), std::sregex_iterator()), 3) << r.out;
+  EXPECT_TRUE(fs::exists(out.file("cal/calibration" + image_extension(3))));
+
+  // The default test split is not in this data set: the error names the file.
+  const auto missing = test::run_diffuse({"info", "--checkpoint", ckpt(), "--calibration", "--threads", "1"});
+  EXPECT_ONE_LINE_ERROR(missing, shared_->dir.file("idx"));
 }
 
 TEST_F(TrainSampleCli, InfoCountsTheModelOfAConfig) {
