@@ -2,7 +2,8 @@
 // checkpoints that diffuse must refuse, each with its exit code (1: error, 2: usage) and a
 // fragment of the message. Every row must fail at once with one `error: ` line (a usage
 // error adds the --help hint), print nothing of a third-party library, and leave its output
-// folder unwritten.
+// folder unwritten. Rows run in forked copies of this process (run_diffuse_forked), which
+// give the binary's exit code and output without its start-up.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -91,7 +92,7 @@ class BadInput : public ::testing::Test {
     std::vector<std::string> args{"train", "--config", good_config(), "--set", "run_dir=" + dir() + "/runs/" + name,
                                   "--threads", "1"};
     for (const auto& set : sets) args.insert(args.end(), {"--set", set});
-    const auto r = test::run_diffuse(args);
+    const auto r = test::run_diffuse_forked(args);
     if (r.exit_code != 0) throw std::runtime_error("training '" + name + "' failed: " + r.err);
     return dir() + "/runs/" + name + "/ckpt/last.pt";
   }
@@ -127,7 +128,7 @@ class BadInput : public ::testing::Test {
       }
       SCOPED_TRACE(group + " row " + std::to_string(i) + ":" + shown);
       const auto start = std::chrono::steady_clock::now();
-      const auto r = test::run_diffuse(args);
+      const auto r = test::run_diffuse_forked(args);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       EXPECT_EQ(r.exit_code, row.exit_code) << r.err << r.out.substr(0, 2000);
       EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
@@ -510,6 +511,12 @@ TEST_F(BadInput, Flags) {
       {{"info", "--verify"}, 2, "--verify needs --checkpoint PATH", ""},
       {{"info", "--config", "@GOOD@", "--checkpoint", "@CKPT@"}, 2, "not both", ""},
       {{"info", "--confg", "@GOOD@"}, 2, "unknown flag '--confg'", ""},
+      {{"info", "--checkpoint", "@CKPT@", "--images", "5"}, 2, "--images, --bands, --split, --batch, --no-ema and --device need --calibration", ""},
+      {{"info", "--calibration"}, 2, "--calibration needs --checkpoint PATH", ""},
+      {{"info", "--checkpoint", "@CKPT@", "--calibration", "--verify"}, 2, "give --calibration or --verify, not both", ""},
+      {{"info", "--checkpoint", "@CKPT@", "--calibration", "--split", "val", "--out", "@OUT@"}, 2,
+       "--split: expected train or test, found 'val'", ""},
+      {{"info", "--checkpoint", "@CKPT@", "--calibration", "--bands", "0"}, 2, "--bands: expected an integer in [1, 64], found '0'", ""},
   };
   // The restore rows need an input image of the model's shape.
   write_image(dir() + "/good.png", torch::zeros({1, 8, 8}));

@@ -16,6 +16,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "command_line.h"
 #include "support/test_paths.h"
 
 extern char** environ;
@@ -89,6 +94,43 @@ CommandResult run_command(const std::vector<std::string>& argv,
   const std::string out_path = capture.file("stdout"), err_path = capture.file("stderr");
   const pid_t pid = spawn(argv, env, out_path, err_path);
   const int status = wait_for(pid, argv[0]);
+  CommandResult result;
+  result.exit_code = exit_code_of(status);
+  result.out = read_all(out_path);
+  result.err = read_all(err_path);
+  return result;
+}
+
+CommandResult run_diffuse_forked(const std::vector<std::string>& args) {
+  TempDir capture;
+  const std::string out_path = capture.file("stdout"), err_path = capture.file("stderr");
+  // Nothing buffered may be written twice, by the parent and by the child.
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+  if (pid == 0) {
+    const auto redirect = [](const std::string& path, int fd, int flags) {
+      const int opened = ::open(path.c_str(), flags, 0644);
+      if (opened < 0 || ::dup2(opened, fd) < 0) ::_exit(126);
+      ::close(opened);
+    };
+    redirect("/dev/null", STDIN_FILENO, O_RDONLY);
+    redirect(out_path, STDOUT_FILENO, O_WRONLY | O_CREAT | O_TRUNC);
+    redirect(err_path, STDERR_FILENO, O_WRONLY | O_CREAT | O_TRUNC);
+    int code = 125;  // an exception that escaped the command line's own handlers
+    try {
+      code = cli::run_command_line(args);
+    } catch (...) {
+    }
+    std::cout.flush();
+    std::cerr.flush();
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    ::_exit(code);  // no atexit handlers or destructors of the test process
+  }
+  const int status = wait_for(pid, "forked diffuse");
   CommandResult result;
   result.exit_code = exit_code_of(status);
   result.out = read_all(out_path);

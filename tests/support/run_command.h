@@ -27,6 +27,13 @@ std::string diffuse_binary();
 CommandResult run_diffuse(const std::vector<std::string>& args,
                           const std::vector<std::pair<std::string, std::string>>& env = {});
 
+// The same command run by cli::run_command_line in a forked copy of this process, without
+// exec: no program start-up, so a table of quick refusals costs milliseconds a row instead
+// of LibTorch's start-up each. Only for tests whose process has not run parallel LibTorch
+// work itself (GNU OpenMP's thread pool does not survive fork). The exit code, stdout and
+// stderr are those the binary would give.
+CommandResult run_diffuse_forked(const std::vector<std::string>& args);
+
 // A child process left running, for tests that signal it while it works (e.g. SIGINT to a
 // training run after its first checkpoint). The destructor kills and reaps a child that is
 // still running, so a failing test leaves nothing behind.

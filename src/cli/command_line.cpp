@@ -1,0 +1,77 @@
+// The diffuse command line as a function: what `diffuse ARGS...` prints and returns, so that
+// the binary's main is one call and the CLI tests can run a command without starting a
+// process (tests/support/forked_cli.h).
+#include "command_line.h"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "args.h"
+#include "diffuse/core/blas_info.h"
+#include "diffuse/core/compat.h"
+#include "diffuse/core/error.h"
+#include "diffuse/version.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: diffuse <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  train     train a diffusion model from a YAML config\n"
+    "  sample    generate images from a checkpoint\n"
+    "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
+    "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
+    "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
+    "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
+    "\n"
+    "Run 'diffuse <command> --help' for the flags of a command.\n"
+    "  diffuse --version   print the version\n";
+
+}  // namespace
+
+namespace diffuse::cli {
+
+int run_command_line(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = args.front();
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (command == "--version") {
+    const BlasInfo blas = detect_blas();
+    std::cout << "diffuse " << DIFFUSE_VERSION << " (LibTorch " << compat::torch_version()
+              << (compat::cuda_available() ? ", CUDA available" : ", CPU only") << ", BLAS "
+              << (blas.library.empty() ? "bundled with LibTorch" : blas.library)
+              << (blas.reference ? " (reference, slow)" : "") << ")\n";
+    return 0;
+  }
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (command == "train") return run_train(rest);
+    if (command == "sample") return run_sample(rest);
+    if (command == "restore") return run_restore(rest);
+    if (command == "info") return run_info(rest);
+    if (command == "eval") return run_eval(rest);
+    if (command == "plot") return run_plot(rest);
+    std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\nRun 'diffuse " << command << " --help' for usage.\n";
+    return 2;
+  } catch (const std::exception& e) {
+    // One line: collapse LibTorch's multi-line messages.
+    std::string message = e.what();
+    for (auto& ch : message)
+      if (ch == '\n') ch = ' ';
+    std::cerr << "error: " << message << "\n";
+    return 1;
+  }
+}
+
+}  // namespace diffuse::cli
