@@ -1,6 +1,6 @@
 // The diffuse command line as a function: what `diffuse ARGS...` prints and returns, so that
 // the binary's main is one call and the CLI tests can run a command without starting a
-// process (tests/support/forked_cli.h).
+// process (test::run_diffuse_forked, tests/support/run_command.h).
 #include "command_line.h"
 
 #include <spdlog/spdlog.h>

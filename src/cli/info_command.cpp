@@ -76,14 +76,12 @@ std::string describe_model(const ModelOptions& model) {
   return text.str();
 }
 
-// The held-out data of a checkpoint's config: `--split` when given, else the test split of
-// the formats that have one (idx, cifar10), else the training data itself.
-DataOptions held_out_data(const ExperimentConfig& config, const Args& args) {
+// The held-out data of a checkpoint's config: `split` when given, else the test split of the
+// formats that have one (idx, cifar10), else the training data itself.
+DataOptions held_out_data(const ExperimentConfig& config, const std::string& split) {
   DataOptions data = config.data;
-  if (args.has("--split")) {
-    data.split = args.get("--split");
-    if (data.split != "train" && data.split != "test")
-      throw UsageError("--split: expected train or test, found '" + data.split + "'");
+  if (!split.empty()) {
+    data.split = split;
   } else if (data.type == DatasetType::idx || data.type == DatasetType::cifar10) {
     data.split = "test";
   } else {
@@ -102,17 +100,22 @@ std::string format_number(double value) {
 // model weak?), printed as a table and, with --out, written as calibration.json and .png.
 int calibrate_checkpoint(const Args& args) {
   const std::string path = args.get("--checkpoint");
-  const auto device = resolve_device(args.get("--device", "auto"), "--device");
-  const LoadedModel loaded = load_model_for_inference(path, !args.has("--no-ema"), device);
-  const DataOptions data = held_out_data(loaded.config, args);
-  const auto dataset = make_dataset(data);
-  const NoiseSchedule& schedule = loaded.precond->schedule();
+  // The flags first, so that a bad one is refused before the model and data are read.
   CalibrationOptions options;
-  options.sigma_min = schedule.sigma_min();
-  options.sigma_max = schedule.sigma_max();
   options.bands = static_cast<int>(args.get_int("--bands", options.bands, 1, 64));
   options.images = args.get_int("--images", options.images, 1, 1'000'000);
   options.batch_size = args.get_int("--batch", options.batch_size, 1, 65536);
+  const std::string split = args.get("--split");
+  if (args.has("--split") && split != "train" && split != "test")
+    throw UsageError("--split: expected train or test, found '" + split + "'");
+  const auto device = resolve_device(args.get("--device", "auto"), "--device");
+
+  const LoadedModel loaded = load_model_for_inference(path, !args.has("--no-ema"), device);
+  const DataOptions data = held_out_data(loaded.config, split);
+  const auto dataset = make_dataset(data);
+  const NoiseSchedule& schedule = loaded.precond->schedule();
+  options.sigma_min = schedule.sigma_min();
+  options.sigma_max = schedule.sigma_max();
   options.labels = loaded.config.model.num_classes > 0;
   Precond precond = loaded.precond;
   const LabelledDenoiserFn denoise = [precond](const torch::Tensor& x, const torch::Tensor& sigma,
@@ -285,22 +288,21 @@ int run_info(const std::vector<std::string>& argv) {
                 {"--split", "SPLIT", "calibration: train | test (default test where the format has one)"},
                 {"--batch", "N", "calibration: images per network call (default 250)"},
                 {"--no-ema", "", "calibration: the raw weights instead of the EMA"},
-                {"--device", "DEV", "calibration: auto | cpu | cuda | cuda:N (default auto)"},
                 thread_flag(),
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  apply_thread_flag(args);
   if (args.has("--checkpoint") && args.has("--config"))
     throw UsageError("give --config PATH or --checkpoint PATH, not both");
   if (args.has("--verify") && !args.has("--checkpoint")) throw UsageError("--verify needs --checkpoint PATH");
   const bool calibration_only = args.has("--images") || args.has("--bands") || args.has("--split") ||
-                                args.has("--batch") || args.has("--no-ema") || args.has("--device");
+                                args.has("--batch") || args.has("--no-ema");
   if (calibration_only && !args.has("--calibration"))
-    throw UsageError("--images, --bands, --split, --batch, --no-ema and --device need --calibration");
+    throw UsageError("--images, --bands, --split, --batch and --no-ema need --calibration");
   if (args.has("--calibration")) {
     if (!args.has("--checkpoint")) throw UsageError("--calibration needs --checkpoint PATH");
     if (args.has("--verify")) throw UsageError("give --calibration or --verify, not both");
-    apply_thread_flag(args);
     return calibrate_checkpoint(args);
   }
   if (args.has("--checkpoint")) return describe_checkpoint(args);

@@ -511,7 +511,7 @@ TEST_F(BadInput, Flags) {
       {{"info", "--verify"}, 2, "--verify needs --checkpoint PATH", ""},
       {{"info", "--config", "@GOOD@", "--checkpoint", "@CKPT@"}, 2, "not both", ""},
       {{"info", "--confg", "@GOOD@"}, 2, "unknown flag '--confg'", ""},
-      {{"info", "--checkpoint", "@CKPT@", "--images", "5"}, 2, "--images, --bands, --split, --batch, --no-ema and --device need --calibration", ""},
+      {{"info", "--checkpoint", "@CKPT@", "--images", "5"}, 2, "--images, --bands, --split, --batch and --no-ema need --calibration", ""},
       {{"info", "--calibration"}, 2, "--calibration needs --checkpoint PATH", ""},
       {{"info", "--checkpoint", "@CKPT@", "--calibration", "--verify"}, 2, "give --calibration or --verify, not both", ""},
       {{"info", "--checkpoint", "@CKPT@", "--calibration", "--split", "val", "--out", "@OUT@"}, 2,
