@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -123,6 +124,16 @@ std::vector<FlagSpec> common_flags() {
   return {
       {"--device", "DEVICE", "auto | cpu | cuda | cuda:N (overrides the config)"},
       {"--log-level", "LEVEL", "trace | debug | info | warn | error (default info)"},
+  };
+}
+
+std::function<void(int64_t done, int64_t total)> decile_progress(std::string what, std::string unit) {
+  auto last = std::make_shared<int64_t>(-1);
+  return [what = std::move(what), unit = std::move(unit), last](int64_t done, int64_t total) {
+    const int64_t decile = done * 10 / std::max<int64_t>(total, 1);
+    if (decile == *last) return;
+    *last = decile;
+    spdlog::info("{}: {}/{} {} ({:.0f}%)", what, done, total, unit, 100.0 * done / total);
   };
 }
 

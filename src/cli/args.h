@@ -2,6 +2,7 @@
 // A small strict command-line parser for the subcommands: every flag is declared up front,
 // an unknown flag or a missing value is a UsageError (exit code 2 with usage on stderr).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,6 +52,10 @@ void apply_common_flags(const Args& args);
 // from its config): sets LibTorch's CPU thread count, 0 = every logical CPU.
 FlagSpec thread_flag();
 void apply_thread_flag(const Args& args, int fallback = 0);
+
+// A progress callback (done, total) that logs "WHAT: done/total UNIT (P%)" at most every
+// tenth of the way.
+std::function<void(int64_t done, int64_t total)> decile_progress(std::string what, std::string unit);
 
 int run_train(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);

@@ -24,17 +24,6 @@ FeatureInputRange feature_range(const std::string& name) {
   throw UsageError("--feature-range: expected uint8, unit or minus1_1, found '" + name + "'");
 }
 
-// Logs at most every tenth of the way.
-FeatureProgress decile_progress(std::string what) {
-  auto last = std::make_shared<int64_t>(-1);
-  return [what = std::move(what), last](int64_t done, int64_t total) {
-    const int64_t decile = done * 10 / std::max<int64_t>(total, 1);
-    if (decile == *last) return;
-    *last = decile;
-    spdlog::info("{}: {}/{} images ({:.0f}%)", what, done, total, 100.0 * done / total);
-  };
-}
-
 }  // namespace
 
 int run_eval(const std::vector<std::string>& argv) {
@@ -105,7 +94,7 @@ int run_eval(const std::vector<std::string>& argv) {
     reference = load_feature_stats(ref_spec);
     spdlog::info("reference: {} ({} images, from {})", ref_spec, reference.features.size(0), reference.source);
   } else {
-    reference = extract_features(*network, ref_spec, ref_limit, batch, decile_progress("reference " + ref_spec));
+    reference = extract_features(*network, ref_spec, ref_limit, batch, decile_progress("reference " + ref_spec, "images"));
   }
   if (args.has("--save-stats")) {
     save_feature_stats(args.get("--save-stats"), reference);
@@ -118,7 +107,7 @@ int run_eval(const std::vector<std::string>& argv) {
     throw DataError(ref_spec + " holds features of network '" + reference.network + "', but --features " + features_spec +
                     " is '" + network->identity() + "'; compute the reference again with this --features");
   const std::string samples_spec = args.get("--samples");
-  const FeatureSet samples = extract_features(*network, samples_spec, limit, batch, decile_progress("samples " + samples_spec));
+  const FeatureSet samples = extract_features(*network, samples_spec, limit, batch, decile_progress("samples " + samples_spec, "images"));
   const EvalMetrics m = compute_eval_metrics(reference, samples, mo);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

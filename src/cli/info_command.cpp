@@ -122,14 +122,8 @@ int calibrate_checkpoint(const Args& args) {
                                                const torch::Tensor& labels) mutable {
     return precond->denoise(x, sigma, labels);
   };
-  int64_t last_decile = -1;
-  const auto progress = [&last_decile](int64_t done, int64_t total) {
-    const int64_t decile = done * 10 / total;
-    if (decile == last_decile) return;
-    last_decile = decile;
-    spdlog::info("calibration: {}/{} batches ({:.0f}%)", done, total, 100.0 * done / total);
-  };
-  const DenoisingCalibration result = calibrate_denoiser(denoise, *dataset, options, device, progress);
+  const DenoisingCalibration result =
+      calibrate_denoiser(denoise, *dataset, options, device, decile_progress("calibration", "batches"));
 
   std::cout << "calibration: " << result.images << " images of " << data.path << " (split " << data.split << "), "
             << (loaded.using_ema ? "EMA" : "raw") << " weights, " << (options.labels ? "their labels given" : "unconditional")
@@ -139,7 +133,7 @@ int calibrate_checkpoint(const Args& args) {
             << std::setw(12) << "D(x) = x" << "model/Wiener\n";
   nlohmann::json bands = nlohmann::json::array();
   for (const auto& band : result.bands) {
-    const double ratio = band.mse / band.wiener_mse;
+    const double ratio = band.ratio();
     std::cout << "  " << std::setw(20) << (format_number(band.sigma_lo) + " - " + format_number(band.sigma_hi))
               << std::setw(12) << format_number(band.mse) << std::setw(12) << format_number(band.wiener_mse)
               << std::setw(12) << format_number(band.identity_mse) << format_number(ratio) << "\n";

@@ -98,7 +98,7 @@ void write_calibration_curves(const std::string& path, const DenoisingCalibratio
     for (auto* series : {&model, &wiener, &ratio}) series->x.push_back(mid);
     model.y.push_back(band.mse);
     wiener.y.push_back(band.wiener_mse);
-    ratio.y.push_back(band.wiener_mse > 0.0 ? band.mse / band.wiener_mse : std::nan(""));
+    ratio.y.push_back(band.ratio());
   }
   write_curves(path, {{"error per pixel", "log10 sigma", {model, wiener}, true},
                       {"model error / Wiener error", "log10 sigma", {ratio}, true}});

@@ -8,6 +8,7 @@
 // σ axis serves VP, VE, EDM and flow models alike.
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -35,6 +36,10 @@ struct CalibrationBand {
   double mse = 0.0;         // mean over images and pixels of (D - x0)²
   double wiener_mse = 0.0;  // the same for D_W(x) = μ + v / (v + σ²) (x − μ) per pixel
   double identity_mse = 0.0;  // mean σ² of the band's draws: the error of D(x) = x
+
+  // mse / wiener_mse: below 1 the model knows more than the images' first two moments (NaN
+  // for images without variance, whose Wiener error is 0).
+  double ratio() const { return wiener_mse > 0.0 ? mse / wiener_mse : std::nan(""); }
 };
 
 struct DenoisingCalibration {
