@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -125,6 +127,26 @@ std::vector<FlagSpec> common_flags() {
       {"--device", "DEVICE", "auto | cpu | cuda | cuda:N (overrides the config)"},
       {"--log-level", "LEVEL", "trace | debug | info | warn | error (default info)"},
   };
+}
+
+namespace {
+
+// Set by SIGINT/SIGTERM. A signal handler can only reach process-wide state, hence this one
+// static flag.
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int signal_number) {
+  stop_requested.store(true);
+  // A second signal ends the process at once.
+  std::signal(signal_number, SIG_DFL);
+}
+
+}  // namespace
+
+const std::atomic<bool>& stop_on_signals() {
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  return stop_requested;
 }
 
 std::function<void(int64_t done, int64_t total)> decile_progress(std::string what, std::string unit) {

@@ -1,6 +1,7 @@
 #pragma once
 // A small strict command-line parser for the subcommands: every flag is declared up front,
 // an unknown flag or a missing value is a UsageError (exit code 2 with usage on stderr).
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -57,7 +58,12 @@ void apply_thread_flag(const Args& args, int fallback = 0);
 // tenth of the way.
 std::function<void(int64_t done, int64_t total)> decile_progress(std::string what, std::string unit);
 
+// Installs SIGINT/SIGTERM handlers that set the returned flag (a long run then finishes its
+// step, checkpoints and returns; a second signal ends the process).
+const std::atomic<bool>& stop_on_signals();
+
 int run_train(const std::vector<std::string>& argv);
+int run_reflow(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);

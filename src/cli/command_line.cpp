@@ -19,7 +19,8 @@ const char* kUsage =
     "usage: diffuse <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  train     train a diffusion model from a YAML config\n"
+    "  train     train a diffusion model from a YAML config (also consistency distillation)\n"
+    "  reflow    draw a flow model's (noise, sample) couplings and retrain on them (rectified flow)\n"
     "  sample    generate images from a checkpoint\n"
     "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
@@ -59,6 +60,7 @@ int run_command_line(const std::vector<std::string>& args) {
     if (command == "info") return run_info(rest);
     if (command == "eval") return run_eval(rest);
     if (command == "plot") return run_plot(rest);
+    if (command == "reflow") return run_reflow(rest);
     std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const UsageError& e) {

@@ -189,7 +189,8 @@ ModelOptions model_without_data(const ExperimentConfig& config) {
     case DatasetType::cifar10: channels = 3, size = 32, classes = 10; break;
     case DatasetType::random: classes = 10; break;
     case DatasetType::image_folder:
-    case DatasetType::latents: break;
+    case DatasetType::latents:
+    case DatasetType::couplings: break;
   }
   if (d.channels > 0) channels = d.channels;
   if (d.resolution > 0) size = d.resolution;

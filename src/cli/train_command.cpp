@@ -1,8 +1,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <thread>
 
 #include "args.h"
@@ -12,19 +10,6 @@
 #include "diffuse/train/trainer.h"
 
 namespace diffuse::cli {
-namespace {
-
-// Set by SIGINT/SIGTERM: the trainer finishes the current step, checkpoints and returns.
-// A signal handler can only reach process-wide state, hence this one static flag.
-std::atomic<bool> stop_requested{false};
-
-extern "C" void request_stop(int signal_number) {
-  stop_requested.store(true);
-  // A second signal ends the process at once.
-  std::signal(signal_number, SIG_DFL);
-}
-
-}  // namespace
 
 int run_train(const std::vector<std::string>& argv) {
   Args args("train",
@@ -47,12 +32,10 @@ int run_train(const std::vector<std::string>& argv) {
   apply_thread_flag(args, config.train.num_threads);
   if (resolve_device(config.train.device, "train.device").is_cpu()) warn_if_reference_blas();
 
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
   TrainerOptions options;
   options.resume = args.get("--resume");
   options.overwrite = args.has("--overwrite");
-  options.stop_requested = &stop_requested;
+  options.stop_requested = &stop_on_signals();
   const TrainResult result = train(config, options);
   spdlog::info("{} at step {}; last checkpoint {}", result.interrupted ? "interrupted" : "done",
                result.step, result.last_checkpoint);

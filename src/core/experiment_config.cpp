@@ -51,6 +51,8 @@ DataOptions parse_data(ConfigNode n) {
                            " images, found " + std::to_string(o.channels));
   check_zero_or_range(n, "channels", o.channels, 1, kMaxChannels, "the native channels");
   n.read("hflip", o.hflip);
+  if (o.hflip && o.type == DatasetType::couplings)
+    n.fail("hflip", "would flip each sample but not the noise it is coupled to; set it false for couplings");
   n.read("allow_upscale", o.allow_upscale);
   n.read("skip_corrupt", o.skip_corrupt);
   n.read("limit", o.limit);
@@ -379,6 +381,7 @@ TrainOptions parse_train(ConfigNode n) {
                              std::to_string(o.grad_accum));
   n.read("num_threads", o.num_threads);
   n.check_int_range("num_threads", o.num_threads, 0, kMaxThreads);
+  n.read("init_from", o.init_from);
   ConfigNode s = n.child("sample");
   read_sampler_name(s, o.sample.sampler);
   s.read("steps", o.sample.steps);
@@ -435,6 +438,7 @@ YAML::Node emit_train(const TrainOptions& o) {
   emit_value(n, "fused_adamw", o.fused_adamw);
   emit_value(n, "cuda_graph", o.cuda_graph);
   emit_value(n, "num_threads", o.num_threads);
+  emit_value(n, "init_from", o.init_from);
   YAML::Node s;
   emit_value(s, "sampler", o.sample.sampler);
   emit_value(s, "steps", o.sample.steps);
@@ -450,6 +454,40 @@ YAML::Node emit_train(const TrainOptions& o) {
   emit_value(e, "features", o.eval.features);
   emit_value(e, "ref", o.eval.ref);
   n["eval"] = e;
+  return n;
+}
+
+DistillOptions parse_distill(ConfigNode n) {
+  DistillOptions o;
+  n.read_enum("method", o.method, kDistillMethodNames);
+  n.read("teacher", o.teacher);
+  if (o.method != DistillMethod::none && o.teacher.empty())
+    n.fail("teacher", "distill.method " + std::string(enum_name(o.method, kDistillMethodNames)) +
+                          " needs the teacher's checkpoint");
+  n.read_enum("solver", o.solver, kTeacherSolverNames);
+  n.read("teacher_cfg", o.teacher_cfg);
+  n.check_range("teacher_cfg", o.teacher_cfg, 0.0, 100.0);
+  n.read_enum("distance", o.distance, kConsistencyDistanceNames);
+  n.read("n_start", o.n_start);
+  n.check_int_range("n_start", o.n_start, 2, 100000);
+  n.read("n_end", o.n_end);
+  n.check_int_range("n_end", o.n_end, o.n_start, 100000);
+  n.read("mu0", o.mu0);
+  n.check_range("mu0", o.mu0, 0.0, 1.0);
+  n.finish();
+  return o;
+}
+
+YAML::Node emit_distill(const DistillOptions& o) {
+  YAML::Node n;
+  emit_enum(n, "method", o.method, kDistillMethodNames);
+  emit_value(n, "teacher", o.teacher);
+  emit_enum(n, "solver", o.solver, kTeacherSolverNames);
+  emit_value(n, "teacher_cfg", o.teacher_cfg);
+  emit_enum(n, "distance", o.distance, kConsistencyDistanceNames);
+  emit_value(n, "n_start", o.n_start);
+  emit_value(n, "n_end", o.n_end);
+  emit_value(n, "mu0", o.mu0);
   return n;
 }
 
@@ -469,6 +507,13 @@ ExperimentConfig parse_experiment_config(ConfigNode& root) {
     root.fail("classifier", "applies to model.arch 'classifier' only");
   }
   c.train = parse_train(root.child("train"));
+  if (root.has("distill")) {
+    c.distill = parse_distill(root.child("distill"));
+    if (c.model.arch == ModelArch::classifier && c.distill.method != DistillMethod::none)
+      root.fail("distill", "distils diffusion models; model.arch is 'classifier'");
+    if (c.distill.method != DistillMethod::none && c.train.cuda_graph)
+      root.fail("distill", "consistency distillation runs eagerly; set train.cuda_graph false");
+  }
   root.finish();
   const ScheduleKind schedule = c.diffusion.schedule;
   if (schedule == ScheduleKind::edm && c.diffusion.prediction != Prediction::edm)
@@ -496,6 +541,7 @@ YAML::Node emit_experiment_config(const ExperimentConfig& c) {
   n["diffusion"] = emit_diffusion(c.diffusion);
   if (c.model.arch == ModelArch::classifier) n["classifier"] = emit_classifier(c.classifier);
   n["train"] = emit_train(c.train);
+  if (c.distill.method != DistillMethod::none) n["distill"] = emit_distill(c.distill);
   return n;
 }
 

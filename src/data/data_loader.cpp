@@ -137,6 +137,10 @@ Batch DataLoader::build(int64_t sequence, std::vector<int64_t>& order, int64_t& 
       example.image = example.image.flip({2});
     batch.images[i].copy_(example.image);
     labels[i] = example.label;
+    if (example.noise.defined()) {
+      if (!batch.noise.defined()) batch.noise = torch::empty_like(batch.images);
+      batch.noise[i].copy_(example.noise);
+    }
   }
   return batch;
 }

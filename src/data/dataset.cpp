@@ -6,6 +6,7 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/data/cifar_dataset.h"
+#include "diffuse/data/coupling_dataset.h"
 #include "diffuse/data/idx_dataset.h"
 #include "diffuse/data/image_folder_dataset.h"
 #include "diffuse/data/latent_dataset.h"
@@ -21,6 +22,7 @@ std::shared_ptr<Dataset> make_dataset(const DataOptions& options) {
     case DatasetType::image_folder: dataset = load_image_folder_dataset(options); break;
     case DatasetType::latents: dataset = std::make_shared<LatentDataset>(options); break;
     case DatasetType::random: dataset = make_random_dataset(options); break;
+    case DatasetType::couplings: dataset = std::make_shared<CouplingDataset>(options); break;
   }
   if (!dataset) throw std::logic_error("make_dataset: unhandled dataset type");
   if (dataset->info().size == 0)

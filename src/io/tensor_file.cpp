@@ -17,4 +17,16 @@ void write_tensor_file(const std::string& path, const torch::Tensor& tensor) {
   write_text_file_atomic(path, bytes.str());
 }
 
+void write_tensor_list_file(const std::string& path, const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> host;
+  for (const auto& t : tensors) host.push_back(t.detach().cpu());
+  std::ostringstream bytes;
+  try {
+    torch::save(host, bytes);
+  } catch (const c10::Error& e) {
+    throw DataError(path + ": cannot serialise the tensors: " + e.what_without_backtrace());
+  }
+  write_text_file_atomic(path, bytes.str());
+}
+
 }  // namespace diffuse

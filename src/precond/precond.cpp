@@ -48,10 +48,24 @@ Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
   return out;
 }
 
+torch::Tensor consistency_output(const torch::Tensor& x, const torch::Tensor& sigma,
+                                 const torch::Tensor& denoised, double sigma_min) {
+  const auto s = sigma.to(denoised.scalar_type()).view({-1, 1, 1, 1});
+  const auto r = ((s - sigma_min) / s).clamp(0.0, 1.0);
+  const auto x_same = x.to(denoised.scalar_type());
+  return x_same + r * (denoised - x_same);
+}
+
 PrecondImpl::PrecondImpl(std::shared_ptr<DiffusionNet> net, Prediction prediction,
-                         NoiseSchedule schedule)
-    : net_(std::move(net)), prediction_(prediction), schedule_(std::move(schedule)) {
+                         NoiseSchedule schedule, std::optional<double> consistency_sigma_min)
+    : net_(std::move(net)), prediction_(prediction), schedule_(std::move(schedule)),
+      consistency_sigma_min_(consistency_sigma_min) {
   register_module("net", net_);
+}
+
+torch::Device PrecondImpl::device() const {
+  const auto params = parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
 }
 
 PrecondOutput PrecondImpl::forward(const torch::Tensor& x, const torch::Tensor& sigma,
@@ -68,6 +82,7 @@ PrecondOutput PrecondImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   }
   // D = c_skip x + c_out F, in float32 whatever precision F came out in.
   out.denoised = sc.c_skip * x.to(torch::kFloat32) + sc.c_out * out.raw.to(torch::kFloat32);
+  if (consistency_sigma_min_) out.denoised = consistency_output(x, sigma, out.denoised, *consistency_sigma_min_);
   return out;
 }
 

@@ -99,7 +99,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
   // Only DDPM walks the training grid step by step, where the learned β–β̃ interpolation is
   // defined; other samplers use the model's mean alone.
   const bool learned_variance = net_options.learn_sigma && options.sampler == "ddpm";
-  const auto device = precond->parameters().front().device();
+  const auto device = precond->device();
   if (options.cuda_graph) {
     CudaGraph::check_usable(device, "--cuda-graph");
     if (learned_variance)
@@ -137,6 +137,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
     if (guided)
       denoiser = make_classifier_guided_denoiser(denoiser, options.classifier, labels, options.classifier_scale);
     SamplerOptions sampler_options = options.sampler_options;
+    sampler_options.consistency_sigma_min = precond->consistency_sigma_min().value_or(0.0);
     if (learned_variance)
       sampler_options.ddpm_step_std = learned_ddpm_step_std(precond->schedule(), last_var_interp);
     if (options.cuda_graph) denoiser = make_graphed_denoiser(std::move(denoiser), device);

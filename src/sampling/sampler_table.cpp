@@ -1,6 +1,7 @@
 #include <string>
 
 #include "diffuse/core/error.h"
+#include "diffuse/sampling/consistency.h"
 #include "diffuse/sampling/ddim.h"
 #include "diffuse/sampling/ddpm.h"
 #include "diffuse/sampling/dpmpp_2m.h"
@@ -25,25 +26,27 @@ int64_t heun_nfe_to_zero(int64_t steps, const SamplerOptions&) {
 const std::vector<SamplerEntry>& sampler_table() {
   static const std::vector<SamplerEntry> kTable{
       {"ddpm", "DDPM ancestral sampling (posterior variance), meant for all T steps of a VP grid",
-       sample_ddpm, one_nfe_per_step, true},
+       sample_ddpm, one_nfe_per_step, true, false},
       {"ddim", "DDIM with eta (0 = deterministic, equal to Euler; 1 = ancestral)", sample_ddim,
-       one_nfe_per_step, true},
+       one_nfe_per_step, true, true},
       {"euler", "Euler on the probability-flow ODE (Karras et al. 2022, Algorithm 1)",
-       sample_euler, one_nfe_per_step, true},
+       sample_euler, one_nfe_per_step, true, true},
       {"heun", "Heun 2nd order with optional churn (Karras et al. 2022, Algorithm 2)",
-       sample_heun, heun_nfe_to_zero, true},
+       sample_heun, heun_nfe_to_zero, true, true},
       {"dpmpp2m", "DPM-Solver++(2M), 2nd-order multistep (Lu et al. 2022)", sample_dpmpp_2m,
-       one_nfe_per_step, true},
+       one_nfe_per_step, true, true},
       {"euler_a", "Euler ancestral with eta and s_noise (k-diffusion), the DDIM(eta) step",
-       sample_euler_ancestral, one_nfe_per_step, true},
+       sample_euler_ancestral, one_nfe_per_step, true, false},
       {"sde_ve", "reverse-time VE SDE, Euler-Maruyama (Song et al. 2021, eq. 6 and 47)",
-       sample_sde_ve, one_nfe_per_step, true},
+       sample_sde_ve, one_nfe_per_step, true, false},
       {"sde_vp", "reverse-time VP SDE, Euler-Maruyama in the VP state (Song et al. 2021, eq. 6)",
-       sample_sde_vp, one_nfe_per_step, true},
+       sample_sde_vp, one_nfe_per_step, true, false},
       {"langevin", "annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1), langevin_steps per level",
-       sample_langevin, langevin_nfe, false},
+       sample_langevin, langevin_nfe, false, false},
       {"pc", "predictor-corrector: a predictor plus corrector_steps Langevin steps with snr (Song et al. 2021)",
-       sample_pc, pc_nfe, false},
+       sample_pc, pc_nfe, false, false},
+      {"consistency", "consistency sampling: one step, or multistep re-noising (Song et al. 2023, Algorithm 1)",
+       sample_consistency, one_nfe_per_step, false, false},
   };
   return kTable;
 }

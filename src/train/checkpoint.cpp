@@ -12,6 +12,7 @@
 
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
+#include "diffuse/distill/consistency_distillation.h"
 #include "diffuse/models/registry.h"
 
 namespace diffuse {
@@ -314,7 +315,7 @@ LoadedModel load_model_for_inference(const std::string& path, bool use_ema, torc
   if (use_ema && !loaded.has_ema) spdlog::warn("{}: no EMA weights in this checkpoint; using the raw weights", path);
   reader.load_module(loaded.using_ema ? "ema" : "model", *net);
   loaded.precond = Precond(net, loaded.config.diffusion.prediction,
-                           NoiseSchedule::from_options(loaded.config.diffusion));
+                           NoiseSchedule::from_options(loaded.config.diffusion), consistency_boundary(loaded.config));
   loaded.precond->to(device);
   loaded.precond->eval();
   return loaded;

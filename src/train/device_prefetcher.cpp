@@ -39,6 +39,7 @@ void DevicePrefetcher::fetch() {
   c10::cuda::CUDAStreamGuard guard(*ahead_->copy_stream);
   ahead_->batch.images = host.images.to(device_, /*non_blocking=*/true);
   ahead_->batch.labels = host.labels.to(device_, /*non_blocking=*/true);
+  if (host.noise.defined()) ahead_->batch.noise = host.noise.to(device_, /*non_blocking=*/true);
   ahead_->ready.record(*ahead_->copy_stream);
 #endif
 }
@@ -54,6 +55,7 @@ Batch DevicePrefetcher::next() {
   // stream uses them too, so their memory is not reused before the step has read it.
   batch.images.record_stream(compute);
   batch.labels.record_stream(compute);
+  if (batch.noise.defined()) batch.noise.record_stream(compute);
   fetch();
   if (channels_last_) batch.images = batch.images.contiguous(torch::MemoryFormat::ChannelsLast);
 #endif

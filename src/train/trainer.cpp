@@ -12,6 +12,7 @@
 #include "diffuse/core/error.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
+#include "diffuse/distill/consistency_distillation.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/losses/dsm_loss.h"
@@ -68,12 +69,15 @@ class TrainingRun {
 
  private:
   void build();
+  void build_distillation(const NoiseSchedule& schedule);
+  void initialise_from(const std::string& path);
   LoaderState resume(const std::string& path);
   void step_once();
   void eager_step();
   void graphed_step();
   torch::Tensor step_body(const torch::Tensor& x0, const TrainingDraw& draw);
   TrainingDraw next_draw(torch::Tensor& x0);
+  LossOutput micro_batch_loss();
   void log_progress();
   GenerateOptions sample_options() const;
   void write_samples();
@@ -93,6 +97,7 @@ class TrainingRun {
   std::unique_ptr<GraphedTrainStep> graph_;
   torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
   std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
+  std::unique_ptr<ConsistencyDistillation> distillation_;  // distill.method consistency
   std::unique_ptr<training::TrainingEvaluator> evaluator_;  // train.eval_every > 0
   std::vector<torch::Tensor> params_;
   bool conditional_ = false;
@@ -134,10 +139,11 @@ void TrainingRun::build() {
 
   const auto schedule = NoiseSchedule::from_options(c.diffusion);
   auto net = make_model(c.model);
-  precond_ = Precond(net, c.diffusion.prediction, schedule);
+  const auto boundary = consistency_boundary(c);
+  precond_ = Precond(net, c.diffusion.prediction, schedule, boundary);
   ema_ = std::make_unique<Ema>(make_model(c.model), c.train.ema_decay, c.train.ema_warmup);
   ema_->copy_from(*net);
-  ema_precond_ = Precond(ema_->net_ptr(), c.diffusion.prediction, schedule);
+  ema_precond_ = Precond(ema_->net_ptr(), c.diffusion.prediction, schedule, boundary);
   precond_->to(device_);
   ema_precond_->to(device_);
   if (device_.is_cuda() && c.train.channels_last && c.model.arch == ModelArch::unet) {
@@ -156,6 +162,7 @@ void TrainingRun::build() {
     ema_weight_ = torch::zeros({}, torch::TensorOptions(torch::kFloat32).device(device_));
   }
   noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+  if (c.distill.method == DistillMethod::consistency) build_distillation(schedule);
   // The periodic sample settings are checked now rather than at the first grid, hours in.
   if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
   autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
@@ -167,6 +174,40 @@ void TrainingRun::build() {
                c.model.preset.empty() ? enum_name(c.model.arch, kModelArchNames) : c.model.preset,
                count_parameters(*net), info.size, info.channels, info.height, info.width,
                c.model.num_classes, device_.str());
+}
+
+// The diffusion keys that define the model's D(x; σ) (not how training draws σ or weighs the loss).
+std::string denoiser_keys(const ExperimentConfig& config) {
+  YAML::Node n = emit_experiment_config(config)["diffusion"];
+  for (const char* key : {"sigma_distribution", "weighting", "min_snr_gamma", "p_mean", "p_std", "p_uncond", "vlb_weight"})
+    n.remove(key);
+  return to_yaml_string(n);
+}
+
+void TrainingRun::build_distillation(const NoiseSchedule& schedule) {
+  const auto& c = config_;
+  LoadedModel teacher = load_model_for_inference(c.distill.teacher, /*use_ema=*/true, device_);
+  // The student starts from the teacher's weights and keeps its D(x; σ), so both must agree.
+  if (to_yaml_string(emit_experiment_config(teacher.config)["model"]) !=
+      to_yaml_string(emit_experiment_config(c)["model"]))
+    throw ConfigError("distill.teacher " + c.distill.teacher + ": the model section must match the teacher's, "
+                      "whose weights the student starts from (copy it from the teacher's config.yaml)");
+  if (denoiser_keys(teacher.config) != denoiser_keys(c))
+    throw ConfigError("distill.teacher " + c.distill.teacher + ": the diffusion section's schedule, prediction and "
+                      "σ range must match the teacher's (copy them from the teacher's config.yaml)");
+  distillation_ = std::make_unique<ConsistencyDistillation>(c.distill, teacher.precond, c.train.steps);
+  spdlog::info("consistency distillation from {} ({} teacher steps, {} to {} points over σ {}..{}); the EMA "
+               "network is the target θ⁻ (μ from {:.4f})",
+               c.distill.teacher, enum_name(c.distill.solver, kTeacherSolverNames), c.distill.n_start,
+               c.distill.n_end, format_double(schedule.sigma_min()), format_double(schedule.sigma_max()),
+               distillation_->target_decay(0));
+}
+
+void TrainingRun::initialise_from(const std::string& path) {
+  CheckpointReader reader(path);
+  reader.load_module(reader.has_ema() ? "ema" : "model", *precond_->net_ptr());
+  ema_->copy_from(*precond_->net_ptr());
+  spdlog::info("initialised from the {} weights of {}", reader.has_ema() ? "EMA" : "raw", path);
 }
 
 LoaderState TrainingRun::resume(const std::string& path) {
@@ -211,20 +252,31 @@ TrainingDraw TrainingRun::next_draw(torch::Tensor& x0) {
   x0 = batch.images;
   torch::Tensor labels;
   if (conditional_) labels = batch.labels;
-  return noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_);
+  TrainingDraw draw = noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_);
+  // Couplings (reflow): the noise each image was generated from replaces the fresh draw.
+  if (batch.noise.defined()) draw.noise = batch.noise;
+  return draw;
+}
+
+LossOutput TrainingRun::micro_batch_loss() {
+  if (!distillation_) {
+    torch::Tensor x0;
+    const TrainingDraw draw = next_draw(x0);
+    compat::CudaAutocastGuard autocast(autocast_);
+    return dsm_loss(precond_, x0, draw, config_.diffusion);
+  }
+  Batch batch = prefetcher_->next();
+  torch::Tensor labels;
+  if (conditional_) labels = noise_sampler_->drop_labels(batch.labels, precond_->net().null_label(), gen_);
+  compat::CudaAutocastGuard autocast(autocast_);
+  return distillation_->loss(precond_, ema_precond_, batch.images, labels, gen_, step_);
 }
 
 void TrainingRun::eager_step() {
   const auto& t = config_.train;
   optimizer_->zero_grad();
   for (int micro = 0; micro < t.grad_accum; ++micro) {
-    torch::Tensor x0;
-    const TrainingDraw draw = next_draw(x0);
-    LossOutput out;
-    {
-      compat::CudaAutocastGuard autocast(autocast_);
-      out = dsm_loss(precond_, x0, draw, config_.diffusion);
-    }
+    const LossOutput out = micro_batch_loss();
     (out.loss / static_cast<double>(t.grad_accum)).backward();
     auto detached = out.loss.detach() / static_cast<double>(t.grad_accum);
     loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
@@ -232,7 +284,13 @@ void TrainingRun::eager_step() {
   clip_gradients(params_, t.grad_clip);
   optimizer_->step();
   ++step_;
-  ema_->update(*precond_->net_ptr(), step_);
+  if (distillation_) {
+    // θ⁻ ← μ(k) θ⁻ + (1 − μ(k)) θ (Song et al. 2023, Algorithm 2).
+    ema_->update(*precond_->net_ptr(), torch::full({}, 1.0 - distillation_->target_decay(step_ - 1),
+                                                   torch::TensorOptions(torch::kFloat32).device(device_)));
+  } else {
+    ema_->update(*precond_->net_ptr(), step_);
+  }
 }
 
 // What the CUDA graph captures: one micro-batch (train.cuda_graph refuses grad_accum > 1).
@@ -358,7 +416,13 @@ TrainResult TrainingRun::run() {
   LoaderOptions lo = make_loader_options(config_.data, t.batch_size, static_cast<uint64_t>(t.seed));
   lo.pin_memory = device_.is_cuda();
   LoaderState start;
-  if (!options_.resume.empty()) start = resume(options_.resume);
+  if (!options_.resume.empty()) {
+    start = resume(options_.resume);
+  } else {
+    // Consistency distillation starts the student from its teacher unless told otherwise.
+    const std::string init = !t.init_from.empty() || !distillation_ ? t.init_from : config_.distill.teacher;
+    if (!init.empty()) initialise_from(init);
+  }
   if (t.eval_every > 0) evaluator_ = std::make_unique<training::TrainingEvaluator>(config_, device_, autocast_);
   training::create_run_dir(run_dir_, earlier_run, config_);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);

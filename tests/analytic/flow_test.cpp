@@ -25,26 +25,6 @@ const std::vector<double> kMean{0.5, -1.0, 0.25, 2.0};
 constexpr double kVariance = 0.25;
 constexpr double kSigmaMax = 999.0;  // t_max = 0.999, the flow schedule's default
 
-// A network that outputs the exact velocity v(x_t, t), reading t from its noise input
-// c_noise = 1000 t: what a perfectly trained flow model computes.
-class ExactVelocityNet : public DiffusionNet {
- public:
-  explicit ExactVelocityNet(GaussianMixture mixture) : mixture_(std::move(mixture)) {
-    options_.in_channels = 1;
-    options_.image_size = 2;
-    options_.num_classes = 0;
-  }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_cond,
-                        const torch::Tensor&) override {
-    return mixture_velocity(mixture_, x, noise_cond.to(torch::kFloat64) / 1000.0).to(x.scalar_type());
-  }
-  const ModelOptions& options() const override { return options_; }
-
- private:
-  GaussianMixture mixture_;
-  ModelOptions options_;
-};
-
 torch::Tensor gaussian_start(int64_t batch, double sigma_max) {
   SeededNoise noise(seed_range(0, static_cast<uint64_t>(batch)), torch::kCPU);
   return sigma_max * noise.randn({4}, torch::kFloat64);

@@ -266,3 +266,71 @@ TEST_F(FormalismsCli, MisuseIsAOneLineError) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_CONTAINS(r.err, "ve schedule");
 }
+
+TEST_F(FormalismsCli, ReflowDrawsCouplingsRetrainsAndContinues) {
+  const std::string teacher = flow();
+  const std::string dir = out.file("reflow");
+  std::vector<std::string> args{"reflow", "--checkpoint", teacher, "--pairs", "12", "--chunk", "5", "--sampler", "euler",
+                                "--steps", "3", "--measure", "4", "--measure-steps", "4", "--config",
+                                shared_->dir.file("flow.yaml"), "--set", "train.steps=10", "--set", "train.ckpt_every=10",
+                                "--out", dir, "--threads", "1"};
+  auto r = test::run_diffuse(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* file : {"pairs/couplings.json", "pairs/pairs_000000.pt", "pairs/pairs_000002.pt",
+                           "train/ckpt/last.pt", "straightness_teacher.json", "straightness_reflowed.json", "reflow.json"})
+    EXPECT_TRUE(fs::exists(fs::path(dir) / file)) << file;
+  EXPECT_TRUE(fs::exists(dir + "/straightness" + image_extension(3)));
+  const std::string summary(std::istreambuf_iterator<char>(std::ifstream(dir + "/reflow.json").rdbuf()), {});
+  EXPECT_GT(json_number(summary, "straightness_teacher"), 0.0);
+  EXPECT_GT(json_number(summary, "straightness_reflowed"), 0.0);
+  // The reflowed model trained on the couplings from the teacher's weights.
+  const std::string config(std::istreambuf_iterator<char>(std::ifstream(dir + "/train/config.yaml").rdbuf()), {});
+  EXPECT_CONTAINS(config, "type: couplings");
+  EXPECT_CONTAINS(config, "init_from: " + teacher);
+
+  // Run again: nothing is drawn or trained twice.
+  const auto stamp = fs::last_write_time(dir + "/pairs/pairs_000001.pt");
+  r = test::run_diffuse(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "has finished its 10 steps");
+  EXPECT_EQ(fs::last_write_time(dir + "/pairs/pairs_000001.pt"), stamp);
+  // The same folder with other solver settings would mix two sets of couplings.
+  args[10] = "4";
+  r = test::run_diffuse(args);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_CONTAINS(r.err, "holds couplings drawn with steps = 3, not 4");
+  r = test::run_diffuse({"reflow", "--checkpoint", teacher, "--pairs", "4", "--sampler", "euler_a", "--config",
+                         shared_->dir.file("flow.yaml"), "--out", out.file("stochastic")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "--sampler euler_a is stochastic");
+  r = test::run_diffuse({"reflow", "--checkpoint", ve(), "--pairs", "4", "--config", shared_->dir.file("flow.yaml"),
+                         "--out", out.file("ve")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_CONTAINS(r.err, "reflow retrains a flow-matching model");
+}
+
+TEST_F(FormalismsCli, ConsistencyDistillationTrainsAndSamplesInOneStep) {
+  const std::string teacher = flow();
+  const std::string distill = "distill:\n  method: consistency\n  teacher: " + teacher + "\n  n_start: 4\n  n_end: 6\n";
+  const std::string diffusion = "diffusion:\n  schedule: flow\n  sigma_distribution: log_normal\n  p_uncond: 0.2\n";
+  const fs::path run = run_of(trained("consistency", "unet", diffusion + distill));
+  const auto loss = metric_values(run / "metrics.jsonl", "loss");
+  ASSERT_EQ(loss.size(), 8u);
+  for (const double v : loss) EXPECT_TRUE(std::isfinite(v));
+  const std::string dir = out.file("one_step");
+  auto r = sample({"--checkpoint", (run / "ckpt" / "last.pt").string(), "--sampler", "consistency", "--steps", "1",
+                   "--seeds", "0-3", "--out", dir});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string record(std::istreambuf_iterator<char>(std::ifstream(dir + "/sampling.yaml").rdbuf()), {});
+  EXPECT_CONTAINS(record, "nfe_per_batch: 1");
+  // The student must be the teacher's architecture: it starts from the teacher's weights.
+  const std::string config = out.file("mismatch.yaml");
+  std::string text = kBase;
+  text.replace(text.find("@IDX@"), 5, shared_->dir.file("idx"));
+  text.replace(text.find("@ARCH@"), 6, "unet");
+  test::write_file(config, text + diffusion + distill);
+  r = test::run_diffuse({"train", "--config", config, "--set", "model.unet.base_channels=8", "--set",
+                         "run_dir=" + out.file("mismatch")});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_CONTAINS(r.err, "the model section must match the teacher's");
+}

@@ -153,4 +153,14 @@ torch::Tensor sample_mixture(const GaussianMixture& mixture, SeededNoise& noise)
   return mu + s.unsqueeze(1) * noise.randn({mixture.dim()}, torch::kFloat64);
 }
 
+ExactVelocityNet::ExactVelocityNet(GaussianMixture mixture) : mixture_(std::move(mixture)) {
+  options_.in_channels = 1;
+  options_.image_size = 2;
+  options_.num_classes = 0;
+}
+
+torch::Tensor ExactVelocityNet::forward(const torch::Tensor& x, const torch::Tensor& noise_cond, const torch::Tensor&) {
+  return mixture_velocity(mixture_, x, noise_cond.to(torch::kFloat64) / 1000.0).to(x.scalar_type());
+}
+
 }  // namespace diffuse::test

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/models/diffusion_net.h"
 #include "diffuse/precond/precond.h"
 
 namespace diffuse::test {
@@ -46,6 +47,19 @@ DenoiserFn mixture_denoiser(GaussianMixture mixture);
 // x_t in x's shape; t: [B]. float64.
 torch::Tensor mixture_velocity(const GaussianMixture& mixture, const torch::Tensor& x_t,
                                const torch::Tensor& t);
+
+// A flow network (1×2×2 "images", unconditional) that outputs the exact velocity v(x_t, t),
+// reading t from its noise input c_noise = 1000 t: what a perfectly trained flow model computes.
+class ExactVelocityNet : public DiffusionNet {
+ public:
+  explicit ExactVelocityNet(GaussianMixture mixture);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_cond, const torch::Tensor&) override;
+  const ModelOptions& options() const override { return options_; }
+
+ private:
+  GaussianMixture mixture_;
+  ModelOptions options_;
+};
 
 // The exact class posterior when component k carries class component_class[k]:
 // log p(y | x, σ) = log Σ_{k: class k = y} w_k(x, σ), [B, num_classes] float64, differentiable

@@ -193,6 +193,30 @@ TEST(Config, CombinationsThatAreNotDefinedAreErrors) {
   EXPECT_CONTAINS(error_of("classifier:\n  noise: none\n"), "applies to model.arch 'classifier' only");
   EXPECT_CONTAINS(error_of("model:\n  arch: classifier\n  preset: dit_s_2\n"), "takes a UNet preset");
   EXPECT_CONTAINS(error_of("model:\n  arch: classifier\nclassifier:\n  noise: some\n"), "valid values");
+  EXPECT_CONTAINS(error_of("distill:\n  method: consistency\n"), "needs the teacher's checkpoint");
+  EXPECT_CONTAINS(error_of("distill:\n  method: consistency\n  teacher: t.pt\n  n_start: 20\n  n_end: 10\n"),
+                  "n_end");
+  EXPECT_CONTAINS(error_of("distill:\n  method: consistency\n  teacher: t.pt\ntrain:\n  cuda_graph: true\n"),
+                  "runs eagerly");
+  EXPECT_CONTAINS(error_of("data:\n  type: couplings\n  hflip: true\n"), "not the noise it is coupled to");
+}
+
+TEST(Config, DistillSectionRoundTripsAndIsLeftOutWhenUnused) {
+  ConfigNode root = ConfigNode::load_string(
+      "diffusion:\n  schedule: flow\ndistill:\n  method: consistency\n  teacher: t.pt\n  solver: euler\n"
+      "  distance: l2\n  n_start: 10\n  n_end: 40\n  mu0: 0.9\ntrain:\n  init_from: init.pt\n",
+      "<string>");
+  const ExperimentConfig c = parse_experiment_config(root);
+  EXPECT_EQ(c.distill.method, DistillMethod::consistency);
+  EXPECT_EQ(c.distill.solver, TeacherSolver::euler);
+  EXPECT_EQ(c.distill.n_end, 40);
+  EXPECT_EQ(c.train.init_from, "init.pt");
+  const std::string emitted = to_yaml_string(emit_experiment_config(c));
+  ConfigNode again = ConfigNode::load_string(emitted, "<emitted>");
+  EXPECT_EQ(to_yaml_string(emit_experiment_config(parse_experiment_config(again))), emitted);
+  EXPECT_CONTAINS(emitted, "distance: l2");
+  ConfigNode plain = ConfigNode::load_string("name: t\n", "<string>");
+  EXPECT_EQ(to_yaml_string(emit_experiment_config(parse_experiment_config(plain))).find("distill"), std::string::npos);
 }
 
 TEST(Config, ClassifierKeepsItsArchWithAUNetPresetAndRoundTrips) {

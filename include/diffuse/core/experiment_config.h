@@ -15,13 +15,14 @@
 namespace diffuse {
 
 // ---- data: ----------------------------------------------------------------------------
-enum class DatasetType { idx, cifar10, image_folder, latents, random };
-inline constexpr std::array<EnumName<DatasetType>, 5> kDatasetTypeNames{{
+enum class DatasetType { idx, cifar10, image_folder, latents, random, couplings };
+inline constexpr std::array<EnumName<DatasetType>, 6> kDatasetTypeNames{{
     {"idx", DatasetType::idx},
     {"cifar10", DatasetType::cifar10},
     {"image_folder", DatasetType::image_folder},
     {"latents", DatasetType::latents},
     {"random", DatasetType::random},
+    {"couplings", DatasetType::couplings},  // (noise, sample) pairs of diffuse reflow
 }};
 
 struct DataOptions {
@@ -209,9 +210,47 @@ struct TrainOptions {
   bool fused_adamw = true;       // one fused AdamW kernel on CUDA (LibTorch 2.x)
   bool cuda_graph = false;       // capture the whole step in a CUDA graph (CUDA, LibTorch 2.x)
   int num_threads = 0;           // CPU intra-op threads for diffuse train; 0 = every logical CPU
+  // A checkpoint whose weights (EMA when it has them) start a fresh run, e.g. the teacher of
+  // a reflow round; the model sections must match. Empty: random initialisation.
+  std::string init_from;
   TrainSampleOptions sample;
   int64_t eval_every = 0;        // 0 disables
   TrainEvalOptions eval;
+};
+
+// ---- distill: -------------------------------------------------------------------------
+// Consistency distillation (Song et al. 2023, Algorithm 2): the student starts from the
+// teacher's weights and learns f(x, σ) with f(x, σ_min) = x built in; the run's EMA network
+// is the target θ⁻, updated with μ(k) instead of train.ema_decay.
+enum class DistillMethod { none, consistency };
+inline constexpr std::array<EnumName<DistillMethod>, 2> kDistillMethodNames{{
+    {"none", DistillMethod::none},
+    {"consistency", DistillMethod::consistency},
+}};
+
+enum class TeacherSolver { euler, heun };
+inline constexpr std::array<EnumName<TeacherSolver>, 2> kTeacherSolverNames{{
+    {"euler", TeacherSolver::euler},
+    {"heun", TeacherSolver::heun},
+}};
+
+enum class ConsistencyDistance { l2, pseudo_huber };
+inline constexpr std::array<EnumName<ConsistencyDistance>, 2> kConsistencyDistanceNames{{
+    {"l2", ConsistencyDistance::l2},
+    {"pseudo_huber", ConsistencyDistance::pseudo_huber},
+}};
+
+struct DistillOptions {
+  DistillMethod method = DistillMethod::none;
+  std::string teacher;                  // checkpoint of the teacher (required with a method)
+  TeacherSolver solver = TeacherSolver::heun;  // the teacher's ODE step σ_{n+1} → σ_n
+  double teacher_cfg = 1.0;             // classifier-free guidance of the teacher
+  ConsistencyDistance distance = ConsistencyDistance::pseudo_huber;
+  // N(k), the number of discretisation points, grows from n_start at the first step to n_end at
+  // the last (Song et al. 2023 App. C with s0 = n_start, s1 + 1 = n_end); equal: fixed N.
+  int n_start = 18;
+  int n_end = 18;
+  double mu0 = 0.95;                    // target decay μ(k) = exp(n_start ln μ0 / N(k))
 };
 
 struct ExperimentConfig {
@@ -222,6 +261,7 @@ struct ExperimentConfig {
   DiffusionOptions diffusion;
   ClassifierOptions classifier;  // read and written only for model.arch: classifier
   TrainOptions train;
+  DistillOptions distill;        // read and written only when the config has a distill section
 };
 
 // Reads and validates the whole config from `root` (calls finish() on every section).

@@ -38,6 +38,7 @@ struct LoaderState {
 struct Batch {
   torch::Tensor images;  // [B, C, H, W] float32
   torch::Tensor labels;  // [B] int64
+  torch::Tensor noise{};  // like images when the dataset couples each image with its noise; else undefined
 };
 
 // Loader options from the data section of a config (hflip, workers, prefetch).

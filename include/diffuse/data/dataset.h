@@ -17,6 +17,7 @@ namespace diffuse {
 struct Example {
   torch::Tensor image;  // [C, H, W] float32 in [-1, 1] (latents: unscaled)
   int64_t label;
+  torch::Tensor noise{};  // couplings: the noise the image was generated from, like image; else undefined
 };
 
 struct DatasetInfo {

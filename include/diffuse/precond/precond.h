@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "diffuse/models/diffusion_net.h"
 #include "diffuse/schedule/noise_schedule.h"
@@ -29,9 +30,19 @@ struct PrecondOutput {
   torch::Tensor var_interp; // learn_sigma: F's second C channels (v of Nichol & Dhariwal); else undefined
 };
 
+// Consistency models (Song et al. 2023, eq. 3: the boundary condition f(x, σ_min) = x), for
+// any preconditioning: f(x; σ) = x + r(σ) (D(x; σ) − x), r(σ) = clamp((σ − σ_min)/σ, 0, 1),
+// i.e. c_skip' = 1 − r + r c_skip and c_out' = r c_out. f(x, σ_min) = x exactly, and f → D
+// for σ ≫ σ_min, so a student initialised from its teacher starts as the teacher's one-step
+// denoiser (for EDM preconditioning Song et al.'s c_skip, c_out behave alike).
+torch::Tensor consistency_output(const torch::Tensor& x, const torch::Tensor& sigma,
+                                 const torch::Tensor& denoised, double sigma_min);
+
 class PrecondImpl : public torch::nn::Module {
  public:
-  PrecondImpl(std::shared_ptr<DiffusionNet> net, Prediction prediction, NoiseSchedule schedule);
+  // `consistency_sigma_min` set: the model is a consistency model whose D is f(x; σ) above.
+  PrecondImpl(std::shared_ptr<DiffusionNet> net, Prediction prediction, NoiseSchedule schedule,
+              std::optional<double> consistency_sigma_min = std::nullopt);
 
   // labels: [B] int64 (null label allowed) or undefined for unconditional models.
   PrecondOutput forward(const torch::Tensor& x, const torch::Tensor& sigma,
@@ -45,11 +56,15 @@ class PrecondImpl : public torch::nn::Module {
   std::shared_ptr<DiffusionNet> net_ptr() const { return net_; }
   Prediction prediction() const { return prediction_; }
   const NoiseSchedule& schedule() const { return schedule_; }
+  const std::optional<double>& consistency_sigma_min() const { return consistency_sigma_min_; }
+  // Where the network's weights are (the CPU for a network without any, e.g. an exact one).
+  torch::Device device() const;
 
  private:
   std::shared_ptr<DiffusionNet> net_;
   Prediction prediction_;
   NoiseSchedule schedule_;
+  std::optional<double> consistency_sigma_min_;
 };
 TORCH_MODULE(Precond);
 

@@ -40,6 +40,9 @@ struct SamplerOptions {
   std::string predictor = "sde_ve";
   int corrector_steps = 1;
   double snr = 0.16;
+  // Consistency sampling (Song et al. 2023, Algorithm 1): the boundary σ_min of the model,
+  // re-noising to σ_n with √(σ_n² − σ_min²). Set by generate_samples from the model.
+  double consistency_sigma_min = 0.0;
   // Set by sample_pc: every sampler hands x to it after each step that ends at σ' > 0
   // (through SamplerDenoiser::correct). Empty: no correction.
   std::function<torch::Tensor(const torch::Tensor& x, double sigma, SamplerDenoiser& denoise,
@@ -61,6 +64,9 @@ struct SamplerEntry {
   // Whether the predictor–corrector sampler may use it as its predictor (a step from σ to
   // σ' that the corrector can follow).
   bool predicts;
+  // Whether it solves the probability-flow ODE, so that a sample is a function of its initial
+  // noise (with eta 0 for ddim and s_churn 0 for heun): what reflow's couplings need.
+  bool ode;
 };
 
 const std::vector<SamplerEntry>& sampler_table();
