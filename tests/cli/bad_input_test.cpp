@@ -464,6 +464,16 @@ TEST_F(BadInput, Flags) {
        "holds a diffusion model (model.arch unet), not a classifier", ""},
       {{"eval", "--features", "@CKPT@", "--ref", "fashion:test", "--samples", "@D@", "--no-ema", "--feature-size", "9"}, 2,
        "--feature-size applies to --features torchscript:PATH only", ""},
+      // diffuse reflow and consistency distillation.
+      {{"reflow", "--checkpoint", "@CKPT@", "--config", "@GOOD@", "--out", "@OUT@"}, 2, "--pairs is required", ""},
+      {{"reflow", "--checkpoint", "@CKPT@", "--config", "@GOOD@", "--pairs", "0", "--out", "@OUT@"}, 2,
+       "--pairs: expected an integer in [1, 100000000], found '0'", ""},
+      {{"reflow", "--checkpoint", "@CKPT@", "--config", "@GOOD@", "--pairs", "4", "--sampler", "ddpm", "--out", "@OUT@"}, 2,
+       "--sampler ddpm is stochastic", ""},
+      {{"reflow", "--checkpoint", "@CKPT@", "--config", "@GOOD@", "--pairs", "4", "--out", "@OUT@"}, 1,
+       "reflow retrains a flow-matching model (diffusion.schedule flow)", ""},
+      train_row({"distill.method=consistency", "distill.teacher=@D@/none.pt"}, "@D@/none.pt: checkpoint file not found"),
+      train_row({"distill.method=consistency"}, "needs the teacher's checkpoint"),
       sample_row({"--cuda-graph", "--device", "cpu"}, 1, "--cuda-graph: "),
       // Checked before sampling, so no per-seed images are left behind.
       sample_row({"--grid-cols", "abc"}, 2, "--grid-cols: expected an integer in [1, 1024], found 'abc'"),
