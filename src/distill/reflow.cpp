@@ -13,6 +13,7 @@
 #include "diffuse/eval/curve_plot.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/train/checkpoint.h"
+#include "sampling/sample_labels.h"
 #include <spdlog/spdlog.h>
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/sampling/sampler.h"
@@ -130,6 +131,7 @@ StraightnessReport measure_straightness(Precond& model, const GenerateOptions& o
     throw ConfigError(std::string("straightness is defined for flow-matching models (diffusion.schedule flow); "
                                   "this model uses ") + enum_name(schedule.kind(), kScheduleKindNames));
   if (options.seeds.empty()) throw ConfigError("straightness: no seeds");
+  if (options.batch_size < 1) throw ConfigError("straightness: batch size must be >= 1");
   const auto sigmas = sampling_sigmas(schedule, options.steps, TimestepSpacing::linear_t);
   const int steps = static_cast<int>(sigmas.size()) - 1;
   std::vector<double> t(sigmas.size());
@@ -150,17 +152,9 @@ StraightnessReport measure_straightness(Precond& model, const GenerateOptions& o
     const int64_t end = std::min(total, begin + options.batch_size);
     std::vector<uint64_t> seeds(options.seeds.begin() + begin, options.seeds.begin() + end);
     SeededNoise noise(seeds, device);
-    DenoiserFn denoiser;
-    if (conditional) {
-      std::vector<int64_t> ids;
-      for (int64_t k = begin; k < end; ++k)
-        ids.push_back(options.labels.empty() ? k % net.num_classes
-                                             : options.labels[static_cast<size_t>(k) % options.labels.size()]);
-      const auto labels = torch::tensor(ids, torch::kLong).to(device);
-      denoiser = options.cfg == 1.0 ? make_denoiser(model, labels) : make_cfg_denoiser(model, labels, options.cfg);
-    } else {
-      denoiser = make_denoiser(model, torch::Tensor());
-    }
+    const auto labels = conditional ? sample_labels(options.labels, net.num_classes, begin, end, device) : torch::Tensor();
+    // Guidance 1 (or an unconditional model) gives the plain denoiser.
+    const DenoiserFn denoiser = make_variance_tapping_denoiser(model, labels, conditional ? options.cfg : 1.0, nullptr);
     // Euler in x_t: x_{t'} = x_t + (t' − t) v with v = (x_t − D(x_t/(1−t); σ))/t.
     auto x_t = noise.randn({net.in_channels, net.image_size, net.image_size}).to(torch::kFloat64) * t[0];
     const auto start = x_t.clone();

@@ -9,6 +9,7 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/losses/vlb_loss.h"
+#include "sampling/sample_labels.h"
 
 namespace diffuse {
 
@@ -120,16 +121,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
     std::vector<uint64_t> seeds(options.seeds.begin() + begin, options.seeds.begin() + end);
     SeededNoise noise(seeds, device);
     torch::Tensor labels;
-    if (classes > 0) {
-      // Without explicit classes a run cycles through all of them.
-      std::vector<int64_t> ids;
-      for (int64_t k = begin; k < end; ++k) {
-        ids.push_back(options.labels.empty()
-                          ? k % classes
-                          : options.labels[static_cast<size_t>(k) % options.labels.size()]);
-      }
-      labels = torch::tensor(ids, torch::kLong).to(device);
-    }
+    if (classes > 0) labels = sample_labels(options.labels, classes, begin, end, device);
     auto last_var_interp = std::make_shared<torch::Tensor>();
     DenoiserFn denoiser = make_variance_tapping_denoiser(
         precond, conditional ? labels : torch::Tensor(), conditional ? options.cfg : 1.0,
