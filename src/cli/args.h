@@ -66,6 +66,7 @@ int run_train(const std::vector<std::string>& argv);
 int run_reflow(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
+int run_invert(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
 int run_plot(const std::vector<std::string>& argv);

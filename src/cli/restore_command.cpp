@@ -13,6 +13,8 @@
 #include <map>
 
 #include "args.h"
+#include "input_images.h"
+#include "metric_json.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
@@ -35,96 +37,6 @@ namespace {
 // Measurement noise and the sampler's noise use different streams of the same seed, so the
 // degradation of image k never correlates with its restoration noise.
 constexpr uint64_t kMeasurementStream = 0x6d6561737572656dULL;  // "measurem"
-
-struct Inputs {
-  std::vector<std::string> names;  // output file stems, unique
-  torch::Tensor images;            // [N, C, H, W] float32 CPU, in [-1, 1]
-};
-
-std::string shape_text(int64_t c, int64_t h, int64_t w) {
-  return std::to_string(c) + "×" + std::to_string(h) + "×" + std::to_string(w);
-}
-
-// Brings one image [C, H, W] to `shape` (channels, height, width): as is when it already
-// fits; else a DataError naming `source` and both shapes, unless `resize` allows converting
-// channels (grey ↔ colour) and resampling (area when shrinking, bilinear otherwise).
-torch::Tensor conform(torch::Tensor image, const std::string& source, const std::vector<int64_t>& shape,
-                      bool resize, const char* what) {
-  const int64_t c = shape[0], h = shape[1], w = shape[2];
-  if (image.size(0) == c && image.size(1) == h && image.size(2) == w) return image;
-  if (!resize)
-    throw DataError(source + ": " + what + " must be " + shape_text(c, h, w) +
-                    " (channels×height×width), found " +
-                    shape_text(image.size(0), image.size(1), image.size(2)) + "; pass --resize to convert it");
-  if (image.size(0) != c) {
-    if (c == 1)  // ITU-R BT.601 luma, as OpenCV's colour → grey conversion
-      image = (image[0] * 0.299 + image[1] * 0.587 + image[2] * 0.114).unsqueeze(0);
-    else
-      image = image.expand({c, image.size(1), image.size(2)}).contiguous();
-  }
-  if (image.size(1) != h || image.size(2) != w) {
-    namespace F = torch::nn::functional;
-    const bool shrink = image.size(1) >= h && image.size(2) >= w;
-    auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w});
-    options = shrink ? options.mode(torch::kArea) : options.mode(torch::kBilinear).align_corners(false);
-    image = F::interpolate(image.unsqueeze(0), options).squeeze(0);
-  }
-  return image;
-}
-
-bool is_image_file(const fs::path& path) {
-  static const std::vector<std::string> kExtensions{".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"};
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
-  return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
-}
-
-// Reads an image file; `shape` as in conform. With --resize the channel conversion is the
-// image reader's own.
-torch::Tensor read_conformed(const std::string& path, const std::vector<int64_t>& shape, bool resize,
-                             const char* what) {
-  return conform(read_image(path, resize ? shape[0] : 0), path, shape, resize, what);
-}
-
-// --input: an image file, a folder of images (sorted by name), or a dataset slice.
-Inputs load_inputs(const std::string& input, const std::vector<int64_t>& shape, bool resize) {
-  Inputs in;
-  std::vector<torch::Tensor> images;
-  if (looks_like_dataset_slice(input)) {
-    const DatasetSlice slice = parse_dataset_slice(input);
-    const Batch batch = load_dataset_slice(slice);
-    const std::string prefix = input.substr(0, input.find(':')) + "_" + slice.data.split + "_";
-    for (int64_t k = 0; k < batch.images.size(0); ++k) {
-      const int64_t index = slice.begin + k;
-      images.push_back(conform(batch.images[k], input + " item " + std::to_string(index), shape, resize, "the image"));
-      in.names.push_back(prefix + std::to_string(index));
-    }
-  } else if (fs::is_directory(input)) {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(input))
-      if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
-    std::sort(files.begin(), files.end());
-    if (files.empty())
-      throw DataError(input + ": --input folder holds no image files (.png, .jpg, .bmp, .pgm, .ppm, ...)");
-    std::map<std::string, int> seen;
-    for (const auto& file : files) {
-      images.push_back(read_conformed(file.string(), shape, resize, "the image"));
-      std::string stem = file.stem().string();
-      // Two files with one stem (a.png, a.jpg) must not overwrite each other's outputs.
-      if (seen[stem]++ > 0) stem += "_" + file.extension().string().substr(1);
-      in.names.push_back(stem);
-    }
-  } else if (fs::is_regular_file(input)) {
-    images.push_back(read_conformed(input, shape, resize, "the image"));
-    in.names.push_back(fs::path(input).stem().string());
-  } else {
-    throw DataError("--input '" + input +
-                    "' is neither an image file, a folder of images, nor a dataset slice such as "
-                    "fashion:test[0:64]");
-  }
-  in.images = torch::stack(images).to(torch::kFloat32);
-  return in;
-}
 
 // --seeds: one seed per image, or a single first seed (image k gets seed + k).
 std::vector<uint64_t> image_seeds(const std::string& text, int64_t count) {
@@ -157,9 +69,6 @@ torch::Tensor display_measurement(const torch::Tensor& y, int64_t image_size) {
   return factor == 1 ? y : y.repeat_interleave(factor, 2).repeat_interleave(factor, 3);
 }
 
-// JSON number; non-finite values (PSNR of identical images is +inf) become null.
-nlohmann::json json_number(double value) { return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(); }
-
 struct Quality {
   torch::Tensor psnr, ssim;  // [N] float64; ssim undefined for images under 11 px
 };
@@ -168,18 +77,6 @@ Quality measure(const torch::Tensor& image, const torch::Tensor& clean) {
   Quality q{psnr(image, clean), torch::Tensor()};
   if (clean.size(2) >= 11 && clean.size(3) >= 11) q.ssim = ssim(image, clean);
   return q;
-}
-
-double finite_mean(const torch::Tensor& values) {
-  double sum = 0.0;
-  int64_t count = 0;
-  for (int64_t k = 0; k < values.size(0); ++k) {
-    const double v = values[k].item<double>();
-    if (!std::isfinite(v)) continue;
-    sum += v;
-    ++count;
-  }
-  return count ? sum / static_cast<double>(count) : std::nan("");
 }
 
 std::string metrics_json(const std::vector<std::string>& names, const Quality& restored, const Quality& naive,

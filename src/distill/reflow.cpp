@@ -204,7 +204,7 @@ void write_straightness_chart(const std::string& path, const StraightnessReport&
                               const StraightnessReport& after) {
   CurveSeries teacher{"teacher", before.t, before.deviation};
   CurveSeries student{"reflowed", after.t, after.deviation};
-  write_curves(path, {{"deviation from the straight path per pixel", "t", {teacher, student}, true}});
+  write_curves(path, {{"straightness: deviation per pixel", "t", {teacher, student}, true}});
 }
 
 }  // namespace

@@ -405,9 +405,14 @@ void draw_panel(Canvas& canvas, const CurvePanel& panel, const Rect& area) {
     canvas.text(plot.left - kTickLength - 3 - width, y - cap_height / 2, y_axis.labels[i],
                 kLabelScale, kInk);
   }
-  const int64_t title_width = bitmap_font::text_width(panel.title, kTitleScale);
+  // A title too wide for the panel at the title size is drawn at the label size, centred in
+  // the title band, rather than cut off at the panel's edge.
+  const bool title_fits = bitmap_font::text_width(panel.title, kTitleScale) <= area.right - area.left - 4;
+  const int64_t title_scale = title_fits ? kTitleScale : kLabelScale;
+  const int64_t title_width = bitmap_font::text_width(panel.title, title_scale);
   canvas.text(std::max(area.left + 2, (area.left + area.right + 1) / 2 - title_width / 2),
-              area.top + kPad, panel.title, kTitleScale, kInk);
+              area.top + kPad + (bitmap_font::text_height(kTitleScale) - bitmap_font::text_height(title_scale)) / 2,
+              panel.title, title_scale, kInk);
   const int64_t x_label_width = bitmap_font::text_width(panel.x_label, kLabelScale);
   canvas.text((plot.left + plot.right + 1) / 2 - x_label_width / 2,
               area.bottom - kPad - label_height, panel.x_label, kLabelScale, kInk);

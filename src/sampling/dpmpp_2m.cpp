@@ -9,7 +9,7 @@ namespace diffuse {
 torch::Tensor sample_dpmpp_2m(const DenoiserFn& denoiser, torch::Tensor x,
                               const std::vector<double>& sigmas, SeededNoise& noise,
                               const SamplerOptions& options, const SamplerProgress& progress) {
-  check_sampler_inputs("dpmpp2m", x, sigmas, noise);
+  check_ode_sampler_inputs("dpmpp2m", x, sigmas, noise, true);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);
   torch::Tensor previous_denoised;

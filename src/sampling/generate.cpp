@@ -87,11 +87,7 @@ torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
                       " classes but the model " + std::to_string(net_options.num_classes));
   // Labels index the model's classes, or the classifier's for an unconditional model.
   const int64_t classes = conditional ? net_options.num_classes : options.classifier_classes;
-  for (int64_t label : options.labels)
-    if (label < 0 || label >= classes)
-      throw ConfigError("class " + std::to_string(label) + " is out of range: the " +
-                        (conditional ? "model" : "classifier") + " has " + std::to_string(classes) +
-                        " classes (0-" + std::to_string(classes - 1) + ")");
+  check_sample_labels(options.labels, classes, conditional ? "model" : "classifier");
   if (options.cfg != 1.0 && !conditional)
     throw ConfigError("classifier-free guidance (cfg " + format_double(options.cfg) +
                       ") needs a class-conditional model; this checkpoint is unconditional");

@@ -12,7 +12,7 @@ int64_t heun_nfe(int64_t steps, bool ends_at_zero) { return 2 * steps - (ends_at
 torch::Tensor sample_heun(const DenoiserFn& denoiser, torch::Tensor x,
                           const std::vector<double>& sigmas, SeededNoise& noise,
                           const SamplerOptions& options, const SamplerProgress& progress) {
-  check_sampler_inputs("heun", x, sigmas, noise);
+  check_ode_sampler_inputs("heun", x, sigmas, noise, options.s_churn == 0.0);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, heun_nfe(steps, sigmas.back() == 0.0));
   const double gamma_max = std::min(options.s_churn / static_cast<double>(steps), std::sqrt(2.0) - 1.0);

@@ -40,25 +40,50 @@ torch::Tensor sigma_batch(const torch::Tensor& x, double sigma) {
   return torch::full({x.size(0)}, sigma, x.options().dtype(dtype));
 }
 
-void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
-                          const std::vector<double>& sigmas, const SeededNoise& noise) {
-  const std::string who = std::string("sampler ") + sampler + ": ";
+namespace {
+
+// `increasing`: the list runs the ODE backwards (inversion), every σ > 0; otherwise it
+// decreases and only the last σ may be 0.
+void check_sigma_list(const std::string& who, const std::vector<double>& sigmas, bool increasing) {
   if (sigmas.size() < 2)
     throw ConfigError(who + "needs at least 2 sigma values (1 step), found " +
                       std::to_string(sigmas.size()));
   for (size_t i = 0; i < sigmas.size(); ++i) {
-    const bool last = i + 1 == sigmas.size();
-    if (!std::isfinite(sigmas[i]) || sigmas[i] < 0.0 || (!last && sigmas[i] == 0.0))
+    const bool may_be_zero = !increasing && i + 1 == sigmas.size();
+    if (!std::isfinite(sigmas[i]) || sigmas[i] < 0.0 || (!may_be_zero && sigmas[i] == 0.0))
       throw ConfigError(who + "sigma[" + std::to_string(i) + "] = " + std::to_string(sigmas[i]) +
-                        " must be finite and > 0 (only the last may be 0)");
-    if (i > 0 && !(sigmas[i] < sigmas[i - 1]))
-      throw ConfigError(who + "sigmas must decrease strictly, found sigma[" + std::to_string(i) +
-                        "] = " + std::to_string(sigmas[i]) + " after " +
+                        (increasing ? " must be finite and > 0" : " must be finite and > 0 (only the last may be 0)"));
+    if (i > 0 && !(increasing ? sigmas[i] > sigmas[i - 1] : sigmas[i] < sigmas[i - 1]))
+      throw ConfigError(who + "sigmas must " + (increasing ? "increase" : "decrease") + " strictly, found sigma[" +
+                        std::to_string(i) + "] = " + std::to_string(sigmas[i]) + " after " +
                         std::to_string(sigmas[i - 1]));
   }
+}
+
+void check_batch(const std::string& who, const torch::Tensor& x, const SeededNoise& noise) {
   if (x.dim() < 1 || x.size(0) != noise.batch_size())
     throw Error(who + "x has batch " + (x.dim() < 1 ? std::string("(scalar)") : std::to_string(x.size(0))) +
                 " but the noise has " + std::to_string(noise.batch_size()) + " seeds");
+}
+
+}  // namespace
+
+void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
+                          const std::vector<double>& sigmas, const SeededNoise& noise) {
+  const std::string who = std::string("sampler ") + sampler + ": ";
+  check_sigma_list(who, sigmas, false);
+  check_batch(who, x, noise);
+}
+
+void check_ode_sampler_inputs(const char* sampler, const torch::Tensor& x, const std::vector<double>& sigmas,
+                              const SeededNoise& noise, bool deterministic) {
+  const std::string who = std::string("sampler ") + sampler + ": ";
+  const bool increasing = sigmas.size() >= 2 && sigmas[1] > sigmas[0];
+  if (increasing && !deterministic)
+    throw ConfigError(who + "an increasing sigma list runs the ODE backwards (inversion), which needs the "
+                            "deterministic step: eta 0 for ddim, s_churn 0 for heun");
+  check_sigma_list(who, sigmas, increasing);
+  check_batch(who, x, noise);
 }
 
 torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip) {

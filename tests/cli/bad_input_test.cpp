@@ -181,6 +181,14 @@ Row restore_row(const std::vector<std::string>& flags, int exit_code, const std:
   return row;
 }
 
+// `diffuse invert` of the good checkpoint on an image of its shape, with `flags`.
+Row invert_row(const std::vector<std::string>& flags, int exit_code, const std::string& fragment) {
+  Row row{{"invert", "--checkpoint", "@CKPT@", "--input", "@D@/good.png", "--steps", "1", "--out", "@OUT@"},
+          exit_code, fragment, ""};
+  row.args.insert(row.args.end(), flags.begin(), flags.end());
+  return row;
+}
+
 }  // namespace
 
 TEST_F(BadInput, Configs) {
@@ -516,6 +524,20 @@ TEST_F(BadInput, Flags) {
       restore_row({"--input", "@D@/good.png", "--measurement", "@D@/good.png"}, 2, "give exactly one of --input"),
       restore_row({"--input", "@D@/good.png", "--seeds", "1,2"}, 2, "--seeds: give one seed per input image (1)"),
       restore_row({"--input", "@D@/good.png", "--device", "gpu"}, 2, "--device: unknown device 'gpu'"),
+      // diffuse invert
+      invert_row({"--sampler", "euler_a"}, 2,
+                 "--sampler euler_a does not solve the probability-flow ODE; inversion takes one of: ddim, euler, heun, dpmpp2m"),
+      invert_row({"--batch-size", "0"}, 2, "--batch-size: expected an integer in [1, 65536], found '0'"),
+      invert_row({"--cfg", "3"}, 1, "inversion: guidance (cfg 3.0) needs class labels for the images"),
+      invert_row({"--cfg", "-101"}, 2, "--cfg: expected a number in [-100.0, 100.0], found '-101'"),
+      invert_row({"--class", "10"}, 1, "class 10 is out of range: the model has 10 classes (0-9)"),
+      invert_row({"--class", "1", "--classes", "0-9"}, 2, "give --class or --classes, not both"),
+      invert_row({"--spacing", "cubic"}, 1, "cubic"),
+      {{"invert", "--checkpoint", "@CKPT@", "--out", "@OUT@"}, 2, "'diffuse invert' needs --input", ""},
+      {{"invert", "--checkpoint", "@LATENT@", "--input", "@D@/good.png", "--out", "@OUT@"}, 1,
+       "is a 4-channel latent model; diffuse invert reads images (1 or 3 channels)", ""},
+      {{"invert", "--checkpoint", "@CKPT@", "--input", "@D@/absent.png", "--out", "@OUT@"}, 1,
+       "--input '@D@/absent.png' is neither an image file, a folder of images, nor a dataset slice", ""},
       // diffuse info
       {{"info"}, 2, "'diffuse info' needs --config PATH or --checkpoint PATH", ""},
       {{"info", "--verify"}, 2, "--verify needs --checkpoint PATH", ""},

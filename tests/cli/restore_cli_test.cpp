@@ -1,6 +1,7 @@
 // `diffuse restore` end to end: a tiny UNet trained once for the suite (2 steps on 12×12
 // IDX images), then restorations from a folder, a single file, a dataset slice and a real
 // measurement with few DPS steps, and every bad-input path (one error line, nothing written).
+// `diffuse invert`, which reads its inputs the same way, runs on the same checkpoint.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -253,4 +254,37 @@ TEST_F(RestoreCli, BadSeedsAndFlagsAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_CONTAINS(r.out, "clean | measurement | restored");
   EXPECT_FALSE(fs::exists(out.file("o")));
+}
+
+// `diffuse invert` shares the suite's checkpoint and inputs.
+TEST_F(RestoreCli, InvertWritesNoiseReconstructionsAndTheRoundTripPsnr) {
+  test::TempDir out;
+  const auto r = test::run_diffuse({"invert", "--checkpoint", checkpoint_, "--input", dir_->file("inputs"), "--steps",
+                                    "4", "--sampler", "heun", "--batch-size", "2", "--out", out.file("o"), "--device",
+                                    "cpu", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "round trip of 3 image(s): PSNR mean");
+  const std::string ext = image_extension(1);
+  for (const char* name : {"img0", "img1", "img2"})
+    EXPECT_EQ(read_image(out.file("o/reconstructed/") + name + ext, 0).sizes().vec(),
+              (std::vector<int64_t>{1, kSize, kSize}));
+  // One row per image: input | reconstruction, 2 px padding.
+  EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 44, 30}));
+  torch::Tensor noise;
+  torch::load(noise, out.file("o/noise.pt"));
+  EXPECT_EQ(noise.sizes().vec(), (std::vector<int64_t>{3, 1, kSize, kSize}));
+  const auto record = nlohmann::json::parse(read_text(out.file("o/invert.json")));
+  EXPECT_EQ(record["sampler"], "heun");
+  EXPECT_EQ(record["steps"], 4);
+  EXPECT_EQ(record["labels"], "unconditional");
+  ASSERT_EQ(record["images"].size(), 3u);
+  EXPECT_EQ(record["images"][1]["name"], "img1");
+  EXPECT_TRUE(record["images"][1]["psnr"].is_number());
+  // The σ path: the schedule's σ_min, then the 4 σ > 0 of the sampling grid, increasing.
+  const auto sigmas = record["inversion_sigmas"].get<std::vector<double>>();
+  ASSERT_EQ(sigmas.size(), 5u);
+  for (size_t i = 1; i < sigmas.size(); ++i) EXPECT_GT(sigmas[i], sigmas[i - 1]);
+  EXPECT_TRUE(record["noise_std"].is_number());
+  for (const auto& entry : fs::recursive_directory_iterator(out.file("o")))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
 }

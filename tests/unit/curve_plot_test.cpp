@@ -250,6 +250,24 @@ TEST(CurvePlot, APanelWithoutFinitePointsShowsItsFrameAndNoData) {
   }
 }
 
+TEST(CurvePlot, ATitleTooWideForThePanelIsDrawnSmallerInsteadOfCutOff) {
+  // 40 characters: 480 px at the title size, wider than the 480-px panel less its margins.
+  CurvePanel panel = straight_line(0, 1, 3);
+  panel.title = "deviation from the straight path per pix";
+  const Picture picture(render_curves({panel}));
+  const Frame frame = find_frame(picture);
+  int64_t first = picture.width(), last = -1;
+  // The title band, above the top tick label (centred on the frame's top edge).
+  for (int64_t y = 0; y < frame.top - bitmap_font::kGlyphHeight; ++y)
+    for (int64_t x = 0; x < picture.width(); ++x)
+      if (picture.black(x, y)) first = std::min(first, x), last = std::max(last, x);
+  ASSERT_GE(last, 0) << "expected a title above the frame";
+  // Ink clear of both edges, centred within a few pixels.
+  EXPECT_GT(first, 2);
+  EXPECT_LT(last, picture.width() - 3);
+  EXPECT_NEAR(static_cast<double>(first + last) / 2.0, picture.width() / 2.0, 4.0);
+}
+
 TEST(CurvePlot, SkipsNonFinitePointsAndDrawsTheRest) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Picture with_gap(render_curves({one_series({0, 5, 10}, {0, nan, 10})}));

@@ -50,6 +50,13 @@ torch::Tensor sigma_batch(const torch::Tensor& x, double sigma);
 void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
                           const std::vector<double>& sigmas, const SeededNoise& noise);
 
+// The check of the ODE samplers (euler, heun, dpmpp2m, ddim), which also integrate the
+// probability-flow ODE backwards, from data towards noise (DDIM inversion, sampling/invert.h):
+// besides the lists above they take a strictly increasing list of σ > 0, but only for a
+// `deterministic` step (eta 0, no churn); a stochastic step has no inverse.
+void check_ode_sampler_inputs(const char* sampler, const torch::Tensor& x, const std::vector<double>& sigmas,
+                              const SeededNoise& noise, bool deterministic);
+
 // x̂0 clamped to [-clip, clip] (the data range); clip <= 0 leaves it as it is.
 torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip);
 
