@@ -116,6 +116,7 @@ int run_invert(const std::vector<std::string>& argv) {
     images.push_back(image);
   }
   const double psnr_mean = finite_mean(inv.psnr);
+  const double noise_mean = inv.noise.mean().item<double>(), noise_std = inv.noise.std().item<double>();
   const nlohmann::json record{
       {"checkpoint", fs::absolute(checkpoint).string()},
       {"checkpoint_step", model.step},
@@ -130,8 +131,8 @@ int run_invert(const std::vector<std::string>& argv) {
       {"images", images},
       {"psnr_mean", json_number(psnr_mean)},
       {"psnr_min", json_number(psnr_min)},
-      {"noise_mean", inv.noise.mean().item<double>()},
-      {"noise_std", inv.noise.std().item<double>()},
+      {"noise_mean", noise_mean},
+      {"noise_std", noise_std},
       {"seconds", std::round(seconds * 1000) / 1000},
   };
   write_text_file_atomic((fs::path(out_dir) / "invert.json").string(),
@@ -139,8 +140,8 @@ int run_invert(const std::vector<std::string>& argv) {
   spdlog::info("round trip of {} image(s): PSNR mean {} dB, min {} dB; noise mean {}, std {} (unit noise: 0, 1); "
                "{:.2f} s; wrote {}", n, format_double(std::round(psnr_mean * 100) / 100),
                format_double(std::round(psnr_min * 100) / 100),
-               format_double(std::round(inv.noise.mean().item<double>() * 1000) / 1000),
-               format_double(std::round(inv.noise.std().item<double>() * 1000) / 1000), seconds, out_dir);
+               format_double(std::round(noise_mean * 1000) / 1000), format_double(std::round(noise_std * 1000) / 1000),
+               seconds, out_dir);
   return 0;
 }
 
