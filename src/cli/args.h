@@ -67,6 +67,7 @@ int run_reflow(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);
 int run_restore(const std::vector<std::string>& argv);
 int run_invert(const std::vector<std::string>& argv);
+int run_distill(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
 int run_plot(const std::vector<std::string>& argv);

@@ -24,6 +24,7 @@ const char* kUsage =
     "  sample    generate images from a checkpoint\n"
     "  restore   solve an inverse problem (inpainting, deblurring, super-resolution) with DPS\n"
     "  invert    DDIM inversion: images to their noise and back, with the round trip's PSNR\n"
+    "  distill   optimise images, neural fields or voxel volumes with the model as prior (SDS, VSD, SDI)\n"
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
     "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
@@ -59,6 +60,7 @@ int run_command_line(const std::vector<std::string>& args) {
     if (command == "sample") return run_sample(rest);
     if (command == "restore") return run_restore(rest);
     if (command == "invert") return run_invert(rest);
+    if (command == "distill") return run_distill(rest);
     if (command == "info") return run_info(rest);
     if (command == "eval") return run_eval(rest);
     if (command == "plot") return run_plot(rest);
