@@ -62,6 +62,11 @@ ScoreDistillationOptions parse_score_distillation(ConfigNode& root) {
   o.seed = static_cast<uint64_t>(seed);
   root.read("class", o.class_label);
   root.check_int_range("class", o.class_label, -1, 1'000'000);
+  if (root.has("classes") && o.class_label >= 0)
+    root.fail("classes", "give class or classes, not both (class: -1 leaves the labels to classes)");
+  root.read("classes", o.classes);
+  for (int label : o.classes)
+    if (label < 0 || label > 1'000'000) root.fail("classes", "labels must lie in [0, 1000000], found " + std::to_string(label));
   root.read("cfg", o.cfg);
   root.check_range("cfg", o.cfg, 0.0, 100.0);
   root.read("t_min", o.t_min);
@@ -90,7 +95,8 @@ YAML::Node emit_score_distillation(const ScoreDistillationOptions& o) {
   emit_value(n, "steps", o.steps);
   emit_value(n, "lr", o.lr);
   emit_value(n, "seed", static_cast<int64_t>(o.seed));
-  emit_value(n, "class", o.class_label);
+  if (o.classes.empty()) emit_value(n, "class", o.class_label);
+  else n["classes"] = o.classes;
   emit_value(n, "cfg", o.cfg);
   emit_value(n, "t_min", o.t_min);
   emit_value(n, "t_max", o.t_max);
@@ -120,6 +126,11 @@ ScoreDistillationOptions load_score_distillation(const std::string& path, const 
   ConfigNode root = ConfigNode::load_file(path);
   for (const auto& o : overrides) root.apply_override(o);
   return parse_score_distillation(root);
+}
+
+int64_t particle_label(const ScoreDistillationOptions& o, int64_t k) {
+  if (o.classes.empty()) return o.class_label;
+  return o.classes[static_cast<size_t>(k) % o.classes.size()];
 }
 
 double sigma_at_time(const NoiseSchedule& schedule, double t) {
@@ -174,11 +185,14 @@ torch::Tensor ScoreDistiller::sdi_noise(const torch::Tensor& render, double t) {
   const double target = std::min(t + tau, 1.0);
   const int steps = options_.sdi.inversion_steps > 0 ? options_.sdi.inversion_steps
                                                      : std::max(1, static_cast<int>(10 * target));
-  // The render is x(σ_min); the path climbs the schedule's time axis in equal steps of t.
-  std::vector<double> path{schedule_.sigma_min()};
-  for (int k = 1; k <= steps; ++k) {
-    const double sigma = sigma_at_time(schedule_, target * k / steps);
-    if (sigma > path.back()) path.push_back(sigma);
+  // The path climbs the schedule's time axis in equal steps, t_k = target·(k + 1)/(steps + 1),
+  // k = 0..steps, taking the render as x(σ(t_0)): like DDIM inversion in practice (null-text
+  // inversion, diffusers' DDIMInverseScheduler), whose first ε̂ is evaluated at the first
+  // timestep of the grid, not at σ → 0, where ε̂ = (x − D)/σ of an off-manifold render blows up.
+  std::vector<double> path;
+  for (int k = 0; k <= steps; ++k) {
+    const double sigma = sigma_at_time(schedule_, target * (k + 1) / (steps + 1));
+    if (path.empty() || sigma > path.back()) path.push_back(sigma);
   }
   if (path.size() < 2) return torch::zeros_like(render);
   const double cfg = options_.sdi.inversion_cfg;

@@ -26,26 +26,35 @@ torch::Tensor distill_labels(const LoadedModel& model, const ScoreDistillationOp
                              torch::Device device) {
   const int64_t classes = model.config.model.num_classes;
   const bool guided = o.cfg != 1.0 || (o.method == ScoreDistillationMethod::sdi && o.sdi.inversion_cfg != 1.0);
+  const char* key = o.classes.empty() ? "class" : "classes";
+  bool null_class = false;
+  std::vector<int64_t> labels;
+  for (int64_t k = 0; k < o.particles; ++k) {
+    const int64_t label = particle_label(o, k);
+    if (classes <= 0 && label >= 0)
+      throw ConfigError(std::string(key) + ": " + std::to_string(label) + " given, but " + path +
+                        " is unconditional; use class: -1");
+    if (label >= classes && classes > 0)
+      throw ConfigError(std::string(key) + ": " + path + " has classes 0-" + std::to_string(classes - 1) +
+                        ", found " + std::to_string(label));
+    null_class = null_class || label < 0;
+    labels.push_back(label >= 0 ? label : classes);
+  }
   if (classes <= 0) {
-    if (o.class_label >= 0)
-      throw ConfigError("class: " + std::to_string(o.class_label) + " given, but " + path + " is unconditional; use class: -1");
     if (guided) throw ConfigError("cfg: guidance needs a class-conditional checkpoint, and " + path + " is unconditional");
     return {};
   }
-  if (o.class_label >= classes)
-    throw ConfigError("class: " + path + " has classes 0-" + std::to_string(classes - 1) + ", found " +
-                      std::to_string(o.class_label));
-  if ((o.class_label < 0 || guided) && model.config.diffusion.p_uncond <= 0)
+  if ((null_class || guided) && model.config.diffusion.p_uncond <= 0)
     throw ConfigError(path + " was trained without label dropout (diffusion.p_uncond 0), so its null class is "
                       "untrained: give a class and keep cfg (and sdi.inversion_cfg) at 1");
-  const int64_t label = o.class_label >= 0 ? o.class_label : classes;
-  return torch::full({o.particles}, label, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  return torch::tensor(labels, torch::kInt64).to(device);
 }
 
 GuidedDenoiserFn make_prior(Precond precond, torch::Tensor labels) {
   return [precond, labels](const torch::Tensor& x, const torch::Tensor& sigma, double cfg) mutable {
-    if (cfg == 1.0 || !labels.defined()) return precond->denoise(x, sigma, labels);
-    return make_cfg_denoiser(precond, labels, cfg)(x, sigma);
+    const auto denoised = cfg == 1.0 || !labels.defined() ? precond->denoise(x, sigma, labels)
+                                                          : make_cfg_denoiser(precond, labels, cfg)(x, sigma);
+    return denoised.clamp(-1.0, 1.0);
   };
 }
 
@@ -77,8 +86,12 @@ void write_final_pictures(ScoreDistiller& distiller, const ScoreDistillationOpti
   const int64_t n = o.particles;
   const auto renders = front_renders(distiller);
   fs::create_directories(out / "renders");
-  for (int64_t k = 0; k < n; ++k)
-    write_image((out / "renders" / ("particle_" + std::to_string(k) + ext)).string(), renders[k]);
+  // Named as diffuse sample names its images, so that diffuse eval --classes reads the label.
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t label = particle_label(o, k);
+    const std::string suffix = label >= 0 ? "_class" + std::to_string(label) : "";
+    write_image((out / "renders" / ("particle_" + std::to_string(k) + suffix + ext)).string(), renders[k]);
+  }
   write_image_grid((out / ("final" + ext)).string(), renders, std::min<int64_t>(n, 8));
   result.statistics = image_statistics(renders);
   if (o.generator.kind != GeneratorKind::volume) return;
@@ -114,6 +127,9 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
   const fs::path out(r.out_dir);
   LoadedModel model = load_model_for_inference(r.checkpoint, r.use_ema, r.device);
   const auto& mo = model.config.model;
+  if (mo.in_channels != 1 && mo.in_channels != 3)
+    throw ConfigError(r.checkpoint + " is a " + std::to_string(mo.in_channels) +
+                      "-channel latent model; diffuse distill renders images (1 or 3 channels)");
   const auto labels = distill_labels(model, o, r.checkpoint, r.device);
   std::vector<uint64_t> seeds;
   for (int64_t k = 0; k < o.particles; ++k) seeds.push_back(o.seed + static_cast<uint64_t>(k));
@@ -191,7 +207,11 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
       {"generator", enum_name(o.generator.kind, kGeneratorKindNames)},
       {"particles", o.particles},
       {"steps", o.steps},
-      {"class", o.class_label},
+      {"classes", [&] {
+         std::vector<int64_t> per_particle;
+         for (int64_t k = 0; k < o.particles; ++k) per_particle.push_back(particle_label(o, k));
+         return per_particle;
+       }()},
       {"cfg", o.cfg},
       {"mean_abs", result.statistics.mean_abs},
       {"laplacian_variance", result.statistics.laplacian_variance},

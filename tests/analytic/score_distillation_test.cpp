@@ -340,4 +340,17 @@ TEST(ScoreDistillationConfig, ParsesEmitsAndRefusesKeysOfOtherMethods) {
   EXPECT_CONTAINS(error_of("method: sds\ngenerator: {kind: volume, volume: {camera_distance: 1}}\n"),
                   "camera_distance");
   EXPECT_CONTAINS(error_of("method: vsd\nvsd: {network: copy, lora_rank: 4}\n"), "lora_rank");
+  EXPECT_CONTAINS(error_of("method: sds\nclass: 1\nclasses: [1, 2]\n"), "give class or classes, not both");
+  EXPECT_CONTAINS(error_of("method: sds\nclasses: [1, -2]\n"), "found -2");
+}
+
+TEST(ScoreDistillationConfig, ClassesAreCycledOverTheParticles) {
+  auto root = ConfigNode::load_string("method: sds\nparticles: 5\nclasses: [3, 7]\n", "<classes>");
+  const auto o = parse_score_distillation(root);
+  std::vector<int64_t> labels;
+  for (int64_t k = 0; k < o.particles; ++k) labels.push_back(particle_label(o, k));
+  EXPECT_EQ(labels, (std::vector<int64_t>{3, 7, 3, 7, 3}));
+  ScoreDistillationOptions single;
+  single.class_label = 4;
+  EXPECT_EQ(particle_label(single, 9), 4);
 }

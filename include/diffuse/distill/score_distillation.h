@@ -72,7 +72,9 @@ struct ScoreDistillationOptions {
   int steps = 500;
   double lr = 0.01;        // Adam learning rate of the generator
   uint64_t seed = 0;       // particle k starts from seed + k; the run's noise from seed
-  int64_t class_label = -1;  // key "class"; -1: no label (unconditional model)
+  int64_t class_label = -1;  // key "class"; -1: no label (the null class, or an unconditional model)
+  std::vector<int> classes;  // instead of class: labels cycled over the particles
+
   double cfg = 1.0;        // guidance weight of the prior
   double t_min = 0.02, t_max = 0.98;
   DistillWeighting weighting = DistillWeighting::vp_variance;
@@ -84,6 +86,8 @@ struct ScoreDistillationOptions {
 };
 
 ScoreDistillationOptions parse_score_distillation(ConfigNode& root);
+// The label of particle k: classes[k mod |classes|], else class_label (-1: none).
+int64_t particle_label(const ScoreDistillationOptions& options, int64_t k);
 YAML::Node emit_score_distillation(const ScoreDistillationOptions& options);
 // Loads and parses `path`, applying `key.path=value` overrides first (as --set does).
 ScoreDistillationOptions load_score_distillation(const std::string& path,
@@ -176,7 +180,7 @@ namespace diffuse {
 // curves.png (t, loss, mean |x|, Laplacian variance every log_every steps), snapshots/ (one
 // row of renders every snapshot_every steps) and progress.png (those rows stacked, in
 // order), state.pt (resumable: running again with the same OUT and options continues where
-// it stopped; other options are refused), renders/particle_K.png and final.png, for volume
+// it stopped; other options are refused), renders/particle_K[_classC].png and final.png, for volume
 // turntable.png (rows = particles, columns = views around the circle) and turntable/, and
 // distill.json (the final figures).
 struct DistillRunOptions {
