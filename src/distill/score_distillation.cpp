@@ -16,6 +16,13 @@ double weight_at(DistillWeighting weighting, double sigma) {
   return weighting == DistillWeighting::vp_variance ? sigma * sigma / (1 + sigma * sigma) : 1.0;
 }
 
+// σ(t) of each time in [n] float64 `times`.
+std::vector<double> sigmas_at(const NoiseSchedule& schedule, const torch::Tensor& times) {
+  std::vector<double> sigmas(static_cast<size_t>(times.size(0)));
+  for (int64_t k = 0; k < times.size(0); ++k) sigmas[static_cast<size_t>(k)] = sigma_at_time(schedule, times[k].item<double>());
+  return sigmas;
+}
+
 void parse_vsd(ConfigNode n, VsdOptions& o) {
   n.read_enum("network", o.network, kParticleScoreNetworkNames);
   if (o.network == ParticleScoreNetwork::lora) {
@@ -177,7 +184,11 @@ torch::Tensor ScoreDistiller::draw_times() {
     const double frac = options_.steps > 1 ? static_cast<double>(steps_done_) / (options_.steps - 1) : 1.0;
     return torch::full({n}, options_.t_max - (options_.t_max - options_.t_min) * frac, torch::kFloat64);
   }
-  return options_.t_min + (options_.t_max - options_.t_min) * torch::rand({n}, gen_, torch::kFloat64);
+  return uniform_times();
+}
+
+torch::Tensor ScoreDistiller::uniform_times() {
+  return options_.t_min + (options_.t_max - options_.t_min) * torch::rand({options_.particles}, gen_, torch::kFloat64);
 }
 
 torch::Tensor ScoreDistiller::sdi_noise(const torch::Tensor& render, double t) {
@@ -206,11 +217,9 @@ DistillStepReport ScoreDistiller::step() {
   torch::Tensor azimuths;
   if (generator_->has_views()) azimuths = torch::rand({n}, gen_, torch::kFloat64) * (2 * M_PI);
   const auto times = draw_times();
-  std::vector<double> sigma_values(static_cast<size_t>(n)), weights(static_cast<size_t>(n));
-  for (int64_t k = 0; k < n; ++k) {
-    sigma_values[static_cast<size_t>(k)] = sigma_at_time(schedule_, times[k].item<double>());
-    weights[static_cast<size_t>(k)] = weight_at(options_.weighting, sigma_values[static_cast<size_t>(k)]);
-  }
+  const std::vector<double> sigma_values = sigmas_at(schedule_, times);
+  std::vector<double> weights;
+  for (double value : sigma_values) weights.push_back(weight_at(options_.weighting, value));
   const auto sigma = torch::tensor(sigma_values, torch::kFloat32).to(device_);
   const auto w = torch::tensor(weights, torch::kFloat32).to(device_).view({-1, 1, 1, 1});
   const auto sigma4 = sigma.view({-1, 1, 1, 1});
@@ -239,9 +248,7 @@ DistillStepReport ScoreDistiller::step() {
   if (options_.method == ScoreDistillationMethod::vsd) {
     const auto g = render.detach();
     for (int u = 0; u < options_.vsd.updates; ++u) {
-      const auto fit_times = options_.t_min + (options_.t_max - options_.t_min) * torch::rand({n}, gen_, torch::kFloat64);
-      std::vector<double> fit_sigmas(static_cast<size_t>(n));
-      for (int64_t k = 0; k < n; ++k) fit_sigmas[static_cast<size_t>(k)] = sigma_at_time(schedule_, fit_times[k].item<double>());
+      const std::vector<double> fit_sigmas = sigmas_at(schedule_, uniform_times());
       const auto noise = torch::randn(g.sizes(), gen_, torch::kFloat32).to(device_);
       report.particle_score_loss = particle_score_->fit(g, torch::tensor(fit_sigmas, torch::kFloat32).to(device_), noise);
     }

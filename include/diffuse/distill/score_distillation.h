@@ -149,6 +149,7 @@ class ScoreDistiller {
 
  private:
   torch::Tensor draw_times();
+  torch::Tensor uniform_times();  // [n] t ~ U(t_min, t_max), float64
   torch::Tensor sdi_noise(const torch::Tensor& render, double t);
 
   ScoreDistillationOptions options_;
