@@ -6,7 +6,8 @@
 # The wheel is installed without its dependencies: the CUDA 13 runtime, cuBLAS, cuDNN,
 # NCCL and the rest come from the toolkit at /usr/local/cuda (same CUDA major version as
 # the cu130 wheel), so only the three libraries the toolkit lacks are added. Nothing here
-# imports torch in Python: diffuse needs only its C++ headers, libraries and CMake files.
+# imports torch in Python at run time: diffuse needs only its C++ headers, libraries and
+# CMake files; the interop test imports it (with safetensors) to check files both ways.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${TORCH_VENV:-$root/build-torch2/venv}
@@ -14,7 +15,10 @@ torch_version=2.11.0
 # Shared libraries that libtorch_cuda.so needs and /usr/local/cuda does not ship; the wheel's
 # RPATH looks for them in site-packages/nvidia/*/lib.
 extras=(nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 nvidia-cufile==1.15.1.6)
-marker="$venv/.diffuse-torch-$torch_version"
+# What Python itself needs to import torch and read safetensors files, for the interop test
+# (ctest python_interop, scripts/python_interop_check.py).
+python_packages=(safetensors numpy typing_extensions sympy networkx jinja2 fsspec filelock)
+marker="$venv/.diffuse-torch-$torch_version-interop"
 [ -f "$marker" ] && exit 0
 
 cuda=${CUDA_HOME:-/usr/local/cuda}
@@ -34,5 +38,6 @@ rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
   "torch==$torch_version" "${extras[@]}"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "${python_packages[@]}"
 touch "$marker"
 echo "torch $torch_version installed in $(( $(date +%s) - start )) s ($(du -sh "$venv" | cut -f1))"

@@ -26,5 +26,6 @@ run_suite "LibTorch 1.13 CPU" "${BUILD_DIR:-$root/build}"
 if [ "${TORCH2:-1}" != 0 ]; then
   "$root/scripts/install_torch.sh"
   run_suite "LibTorch 2.x CUDA" "$root/build-torch2" \
-    -DCMAKE_PREFIX_PATH="$("$root/scripts/torch_cmake_path.sh")" -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc
+    -DCMAKE_PREFIX_PATH="$("$root/scripts/torch_cmake_path.sh")" -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
+    -DDIFFUSE_PYTHON="$root/build-torch2/venv/bin/python"
 fi

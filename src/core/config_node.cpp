@@ -455,24 +455,4 @@ std::string to_yaml_string(const YAML::Node& node) {
   return std::string(out.c_str()) + "\n";
 }
 
-void write_text_file_atomic(const std::string& path, const std::string& text) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(tmp.string() + ": cannot open for writing");
-    out << text;
-    out.flush();
-    if (!out) throw Error(tmp.string() + ": write failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    throw Error(path + ": cannot rename temp file into place: " + ec.message());
-  }
-}
-
 }  // namespace diffuse

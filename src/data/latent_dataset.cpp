@@ -1,8 +1,11 @@
 #include "diffuse/data/latent_dataset.h"
 
 #include <filesystem>
+#include <tuple>
+#include <utility>
 
 #include "diffuse/core/error.h"
+#include "diffuse/io/safetensors.h"
 
 namespace diffuse {
 
@@ -14,26 +17,38 @@ std::string shape_text(const torch::Tensor& t) {
   return text + "]";
 }
 
+// {latents, labels} from a torch::save tensor list or a safetensors file.
+std::pair<torch::Tensor, torch::Tensor> read_latents_file(const std::string& path) {
+  if (is_safetensors_path(path)) {
+    const SafetensorsContents file = read_safetensors(path);
+    const auto latents = file.find("latents"), labels = file.find("labels");
+    if (!latents.defined() || !labels.defined())
+      throw DataError(path + ": a latents safetensors file holds the tensors 'latents' [N, C, H, W] and 'labels' [N] "
+                      "(zeros for unlabelled data); found " + std::to_string(file.tensors.size()) + " tensor(s)" +
+                      (file.tensors.empty() ? "" : ", the first '" + file.tensors.front().first + "'"));
+    return {latents, labels};
+  }
+  std::vector<torch::Tensor> tensors;
+  try {
+    torch::load(tensors, path);
+  } catch (const c10::Error& e) {
+    throw DataError(path + ": not a latents file (expected a .safetensors file or torch::save of a tensor list "
+                    "{latents [N,C,H,W] float, labels [N] int64}): " +
+                    std::string(e.what_without_backtrace()));
+  }
+  if (tensors.size() != 2)
+    throw DataError(path + ": expected 2 tensors {latents, labels}, found " + std::to_string(tensors.size()));
+  return {tensors[0], tensors[1]};
+}
+
 }  // namespace
 
 LatentDataset::LatentDataset(const DataOptions& options) {
   const std::string& path = options.path;
   if (!std::filesystem::is_regular_file(path))
-    throw DataError(path + ": latents file does not exist (data.path must name the file "
+    throw DataError(path + ": latents file does not exist (data.path must name a .safetensors file or the file "
                     "written by torch::save of {latents, labels})");
-  std::vector<torch::Tensor> tensors;
-  try {
-    torch::load(tensors, path);
-  } catch (const c10::Error& e) {
-    throw DataError(path + ": not a latents file (expected torch::save of a tensor list "
-                    "{latents [N,C,H,W] float, labels [N] int64}): " +
-                    std::string(e.what_without_backtrace()));
-  }
-  if (tensors.size() != 2)
-    throw DataError(path + ": expected 2 tensors {latents, labels}, found " +
-                    std::to_string(tensors.size()));
-  latents_ = tensors[0];
-  labels_ = tensors[1];
+  std::tie(latents_, labels_) = read_latents_file(path);
   if (latents_.dim() != 4 || !latents_.is_floating_point())
     throw DataError(path + ": latents must be a float tensor [N, C, H, W], found " +
                     std::string(c10::toString(latents_.scalar_type())) + " " + shape_text(latents_));

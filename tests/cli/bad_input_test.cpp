@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // Placeholders in rows: @D@ the suite's folder, @GOOD@ a valid config (8×8 random data, a
-// tiny UNet), @CKPT@ its 1-step checkpoint, @LATENT@ a 4-channel model's checkpoint, @TASK@
+// tiny UNet), @CKPT@ its 1-step checkpoint, @LATENT@ a 4-channel model's checkpoint, @UNCOND@
+// an unconditional one's, @NODROP@ one trained without label dropout, @TASK@
 // the denoise restore task, @FILE@ the row's own file (its `file` text), @OUT@ an output path
 // that must not exist afterwards.
 struct Row {
@@ -102,7 +103,10 @@ class BadInput : public ::testing::Test {
     if (v.count("@CKPT@")) return;
     v["@CKPT@"] = trained("ckpt", {});
     v["@LATENT@"] = trained("latent", {"data.channels=4"});
+    v["@UNCOND@"] = trained("uncond", {"model.num_classes=0"});
+    v["@NODROP@"] = trained("nodrop", {"diffusion.p_uncond=0"});
     v["@TASK@"] = (test::source_dir() / "configs" / "restore" / "denoise.yaml").string();
+    v["@DISTILL@"] = (test::source_dir() / "configs" / "distill" / "sds_pixels.yaml").string();
   }
 
   static std::string substitute(std::string text, const std::string& file, const std::string& out) {
@@ -184,6 +188,15 @@ Row restore_row(const std::vector<std::string>& flags, int exit_code, const std:
 // `diffuse invert` of the good checkpoint on an image of its shape, with `flags`.
 Row invert_row(const std::vector<std::string>& flags, int exit_code, const std::string& fragment) {
   Row row{{"invert", "--checkpoint", "@CKPT@", "--input", "@D@/good.png", "--steps", "1", "--out", "@OUT@"},
+          exit_code, fragment, ""};
+  row.args.insert(row.args.end(), flags.begin(), flags.end());
+  return row;
+}
+
+// `diffuse distill` of the good checkpoint with one SDS step of one particle, with `flags`.
+Row distill_row(const std::vector<std::string>& flags, int exit_code, const std::string& fragment) {
+  Row row{{"distill", "--checkpoint", "@CKPT@", "--config", "@DISTILL@", "--set", "steps=1", "--set", "particles=1",
+           "--out", "@OUT@"},
           exit_code, fragment, ""};
   row.args.insert(row.args.end(), flags.begin(), flags.end());
   return row;
@@ -538,6 +551,44 @@ TEST_F(BadInput, Flags) {
        "is a 4-channel latent model; diffuse invert reads images (1 or 3 channels)", ""},
       {{"invert", "--checkpoint", "@CKPT@", "--input", "@D@/absent.png", "--out", "@OUT@"}, 1,
        "--input '@D@/absent.png' is neither an image file, a folder of images, nor a dataset slice", ""},
+      // diffuse distill
+      distill_row({"--set", "class=10"}, 1, "class: @CKPT@ has classes 0-9, found 10"),
+      distill_row({"--set", "class=-1", "--set", "classes=[0,12]", "--set", "particles=2"}, 1,
+                  "classes: @CKPT@ has classes 0-9, found 12"),
+      distill_row({"--set", "classes=[0,1]"}, 1, "classes: give class or classes, not both"),
+      distill_row({"--set", "method=dds"}, 1, "unknown value 'dds'; valid values: sds, vsd, sdi"),
+      distill_row({"--set", "generator.kind=nerf"}, 1, "unknown value 'nerf'"),
+      distill_row({"--set", "particles=0"}, 1, "particles: must be an integer in [1, 4096], found 0"),
+      distill_row({"--set", "t_min=0.9", "--set", "t_max=0.5"}, 1, "t_min: must not exceed t_max (0.5), found 0.9"),
+      distill_row({"--set", "cfg=-1"}, 1, "cfg: must lie in [0.0, 100.0], found -1.0"),
+      distill_row({"--set", "method=vsd", "--set", "vsd.lora_rank=0"}, 1, "vsd.lora_rank: must be an integer in [1, 1024]"),
+      distill_row({"--set", "method=sdi", "--set", "sdi.tau_max=2"}, 1, "sdi.tau_max: must lie in [0.0, 1.0]"),
+      distill_row({"--device", "gpu"}, 2, "--device: unknown device 'gpu'"),
+      {{"distill", "--checkpoint", "@CKPT@", "--out", "@OUT@"}, 2, "'diffuse distill' needs --config", ""},
+      {{"distill", "--checkpoint", "@CKPT@", "--config", "@D@/absent.yaml", "--out", "@OUT@"}, 1,
+       "@D@/absent.yaml: config file not found", ""},
+      {{"distill", "--checkpoint", "@LATENT@", "--config", "@DISTILL@", "--out", "@OUT@"}, 1,
+       "@LATENT@ is a 4-channel latent model; diffuse distill renders images (1 or 3 channels)", ""},
+      {{"distill", "--checkpoint", "@UNCOND@", "--config", "@DISTILL@", "--out", "@OUT@"}, 1,
+       "class: 0 given, but @UNCOND@ is unconditional; use class: -1", ""},
+      {{"distill", "--checkpoint", "@UNCOND@", "--config", "@DISTILL@", "--set", "class=-1", "--out", "@OUT@"}, 1,
+       "cfg: guidance needs a class-conditional checkpoint, and @UNCOND@ is unconditional", ""},
+      {{"distill", "--checkpoint", "@NODROP@", "--config", "@DISTILL@", "--out", "@OUT@"}, 1,
+       "@NODROP@ was trained without label dropout (diffusion.p_uncond 0), so its null class is untrained", ""},
+      // diffuse export
+      {{"export", "--checkpoint", "@CKPT@", "--out", "@OUT@"}, 2,
+       "--out: expected a file name ending in .safetensors, found '@OUT@'", ""},
+      {{"export", "--out", "@OUT@/m.safetensors"}, 2, "'diffuse export' needs --checkpoint", ""},
+      // diffuse import
+      {{"import", "--from", "diffusers-vae", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"}, 2,
+       "--from: unknown format 'diffusers-vae'; valid formats: dit-official", ""},
+      {{"import", "--from", "dit-official", "--out", "@OUT@/m.safetensors"}, 2, "'diffuse import' needs --weights", ""},
+      {{"import", "--from", "dit-official", "--weights", "@D@/w.safetensors", "--out", "@OUT@"}, 2,
+       "--out: expected a file name ending in .safetensors, found '@OUT@'", ""},
+      {{"import", "--from", "dit-official", "--weights", "@D@/absent.safetensors", "--out", "@OUT@/m.safetensors"}, 1,
+       "@D@/absent.safetensors: safetensors file not found", ""},
+      {{"import", "--from", "dit-official", "--weights", "@D@/good.png", "--out", "@OUT@/m.safetensors"}, 1,
+       "@D@/good.png: cannot read it as a torch.save file of {name: tensor}", ""},
       // diffuse info
       {{"info"}, 2, "'diffuse info' needs --config PATH or --checkpoint PATH", ""},
       {{"info", "--verify"}, 2, "--verify needs --checkpoint PATH", ""},
@@ -672,6 +723,9 @@ TEST_F(BadInput, Checkpoints) {
     rows.push_back({{"train", "--config", "@GOOD@", "--set", "run_dir=@OUT@", "--resume", path}, 1, message, ""});
     rows.push_back(restore_row({"--input", "@D@/good.png"}, 1, message));
     rows.back().args[2] = path;
+    rows.push_back(distill_row({}, 1, message));
+    rows.back().args[2] = path;
+    rows.push_back({{"export", "--checkpoint", path, "--out", "@OUT@/m.safetensors"}, 1, message, ""});
   };
   every_reader("flipped.pt", mismatch);
   every_reader("zeroed.pt", mismatch);

@@ -4,6 +4,7 @@
 // `diffuse invert`, which reads its inputs the same way, runs on the same checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "diffuse/io/image_io.h"
+#include "diffuse/io/safetensors.h"
 #include "support/dataset_files.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
@@ -287,4 +289,107 @@ TEST_F(RestoreCli, InvertWritesNoiseReconstructionsAndTheRoundTripPsnr) {
   EXPECT_TRUE(record["noise_std"].is_number());
   for (const auto& entry : fs::recursive_directory_iterator(out.file("o")))
     EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+// `diffuse distill` on the suite's unconditional checkpoint: SDS over pixels writes every
+// output, the same command again continues (here: finds the run complete), and other options
+// in the same folder are refused without touching it.
+TEST_F(RestoreCli, DistillWritesRendersProgressAndResumesOnlyTheSameRun) {
+  test::TempDir out;
+  const std::string config = (test::source_dir() / "configs" / "distill" / "sds_pixels.yaml").string();
+  const std::vector<std::string> command{"distill", "--checkpoint", checkpoint_, "--config", config, "--set", "class=-1",
+                                         "--set", "cfg=1", "--set", "steps=4", "--set", "particles=3", "--set",
+                                         "snapshot_every=2", "--set", "log_every=2", "--set", "save_every=2",
+                                         "--out", out.file("o"), "--device", "cpu", "--threads", "1"};
+  auto r = test::run_diffuse(command);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "4 steps in");
+  const std::string ext = image_extension(1);
+  for (int k = 0; k < 3; ++k)
+    EXPECT_EQ(read_image(out.file("o/renders/particle_" + std::to_string(k) + ext), 0).sizes().vec(),
+              (std::vector<int64_t>{1, kSize, kSize}));
+  // Two snapshots (steps 2 and 4), one row each of 3 renders, 2 px padding.
+  EXPECT_EQ(read_image(out.file("o/progress" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 2 * 16, 3 * 14 + 2}));
+  EXPECT_TRUE(fs::exists(out.file("o/final" + ext)));
+  EXPECT_TRUE(fs::exists(out.file("o/curves.png")));
+  EXPECT_TRUE(fs::exists(out.file("o/state.pt")));
+  EXPECT_FALSE(fs::exists(out.file("o/turntable")));
+  std::ifstream metrics(out.file("o/metrics.jsonl"));
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(metrics, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["step"], 4);
+  EXPECT_TRUE(rows[1]["loss"].is_number());
+  const auto record = nlohmann::json::parse(read_text(out.file("o/distill.json")));
+  EXPECT_EQ(record["method"], "sds");
+  EXPECT_EQ(record["generator"], "pixels");
+  EXPECT_EQ(record["classes"], (std::vector<int64_t>{-1, -1, -1}));
+  EXPECT_GT(record["mean_abs"].get<double>(), 0.0);
+
+  const std::string before = read_text(out.file("o/distill.json"));
+  r = test::run_diffuse(command);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "resuming " + out.file("o") + " at step 4/4");
+  EXPECT_EQ(read_text(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
+            before.substr(0, before.find("\"seconds\"")));
+
+  auto other = command;
+  *std::find(other.begin(), other.end(), "steps=4") = "steps=6";
+  r = test::run_diffuse(other);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_CONTAINS(r.err, out.file("o") + " holds a run with another checkpoint or other options");
+  EXPECT_EQ(read_text(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
+            before.substr(0, before.find("\"seconds\"")));
+}
+
+// A volume renders a turntable of every particle from `turntable_views` azimuths.
+TEST_F(RestoreCli, DistillOfAVolumeWritesATurntable) {
+  test::TempDir out;
+  const std::string config = (test::source_dir() / "configs" / "distill" / "sdi_volume.yaml").string();
+  const auto r = test::run_diffuse({"distill", "--checkpoint", checkpoint_, "--config", config, "--set", "class=-1",
+                                    "--set", "cfg=1", "--set", "sdi.inversion_cfg=1", "--set", "steps=2", "--set",
+                                    "particles=2", "--set", "generator.volume.grid=8", "--set",
+                                    "generator.volume.ray_samples=8", "--set", "generator.volume.turntable_views=3",
+                                    "--out", out.file("o"), "--device", "cpu", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string ext = image_extension(1);
+  for (int k = 0; k < 2; ++k)
+    for (int v = 0; v < 3; ++v)
+      EXPECT_TRUE(fs::exists(out.file("o/turntable/particle_" + std::to_string(k) + "_view_" + std::to_string(v) + ext)));
+  // One row of 3 views per particle.
+  EXPECT_EQ(read_image(out.file("o/turntable" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 2 * 14 + 2, 3 * 14 + 2}));
+}
+
+// `diffuse export` writes the EMA weights with the config, and `diffuse sample` of the
+// exported file draws exactly the images of the checkpoint; a foreign safetensors file is
+// refused with the way in (diffuse import) named.
+TEST_F(RestoreCli, ExportedModelSamplesExactlyLikeItsCheckpoint) {
+  test::TempDir out;
+  auto r = test::run_diffuse({"export", "--checkpoint", checkpoint_, "--out", out.file("m.safetensors")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "ema weights of step 2");
+  const auto file = read_safetensors(out.file("m.safetensors"));
+  EXPECT_EQ(file.metadata.at("format"), "diffuse-model-1");
+  EXPECT_EQ(file.metadata.at("weights"), "ema");
+  EXPECT_EQ(file.metadata.at("step"), "2");
+  EXPECT_CONTAINS(file.metadata.at("config"), "arch: unet");
+  EXPECT_GT(file.tensors.size(), 10u);
+  for (const auto& [name, tensor] : file.tensors) EXPECT_EQ(tensor.scalar_type(), torch::kFloat32) << name;
+
+  const auto grid = [&](const std::string& model, const std::string& folder) {
+    const auto s = test::run_diffuse({"sample", "--checkpoint", model, "--steps", "3", "--sampler", "ddim", "--seeds",
+                                      "0-3", "--out", out.file(folder), "--device", "cpu", "--threads", "1"});
+    EXPECT_EQ(s.exit_code, 0) << s.err;
+    return read_image(out.file(folder + "/grid" + image_extension(1)), 0);
+  };
+  EXPECT_TRUE(torch::equal(grid(checkpoint_, "from_checkpoint"), grid(out.file("m.safetensors"), "from_export")));
+
+  r = test::run_diffuse({"export", "--checkpoint", checkpoint_, "--out", out.file("m.bin")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_CONTAINS(r.err, "--out: expected a file name ending in .safetensors, found '" + out.file("m.bin") + "'");
+  write_safetensors(out.file("foreign.safetensors"), {{{"conv.weight", torch::ones({2})}}, {}});
+  r = test::run_diffuse({"sample", "--checkpoint", out.file("foreign.safetensors"), "--out", out.file("f")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_CONTAINS(r.err, out.file("foreign.safetensors") + ": not a model exported by diffuse");
+  EXPECT_FALSE(fs::exists(out.file("f")));
 }

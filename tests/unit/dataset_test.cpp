@@ -13,6 +13,7 @@
 #include "diffuse/data/idx_dataset.h"
 #include "diffuse/data/image_transform.h"
 #include "diffuse/data/latent_dataset.h"
+#include "diffuse/io/safetensors.h"
 #include "support/dataset_files.h"
 #include "support/expect_text.h"
 #include "support/test_paths.h"
@@ -292,6 +293,32 @@ TEST(LatentDataset, ReadsUnscaledLatents) {
   const Example e = dataset->get(3);
   EXPECT_EQ(e.label, 2);
   EXPECT_TRUE(torch::equal(e.image, latents[3]));
+}
+
+// The file Python's safetensors.torch.save_file({"latents": z, "labels": y}, p) writes:
+// any float and integer dtypes, converted on reading.
+TEST(LatentDataset, ReadsSafetensorsFiles) {
+  test::TempDir dir;
+  const auto latents = (torch::randn({4, 4, 2, 2}) * 3).to(torch::kFloat16);
+  const auto labels = torch::tensor({1, 0, 1, 1}, torch::kInt32);
+  write_safetensors(dir.file("z.safetensors"), {{{"labels", labels}, {"latents", latents}}, {}});
+  DataOptions options;
+  options.type = DatasetType::latents;
+  options.path = dir.file("z.safetensors");
+  auto dataset = make_dataset(options);
+  EXPECT_EQ(dataset->info().size, 4);
+  EXPECT_EQ(dataset->info().class_names.size(), 2u);
+  const Example e = dataset->get(2);
+  EXPECT_EQ(e.label, 1);
+  EXPECT_EQ(e.image.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::equal(e.image, latents[2].to(torch::kFloat32)));
+
+  write_safetensors(dir.file("unnamed.safetensors"), {{{"z", latents}}, {}});
+  options.path = dir.file("unnamed.safetensors");
+  const std::string m = test::error_message<DataError>([&] { make_dataset(options); });
+  EXPECT_CONTAINS(m, "unnamed.safetensors: a latents safetensors file holds the tensors 'latents' [N, C, H, W] and "
+                     "'labels' [N]");
+  EXPECT_CONTAINS(m, "found 1 tensor(s), the first 'z'");
 }
 
 TEST(LatentDataset, WrongShapesAndForeignFiles) {

@@ -1,0 +1,94 @@
+// Importers (interop/weight_import.h) against the reference implementations themselves: the
+// fixtures of scripts/make_interop_fixtures.py hold a randomly initialised model of the other
+// project, its state dict as that project saves it, an input and that project's output.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "diffuse/core/compat.h"
+#include "diffuse/core/error.h"
+#include "diffuse/interop/weight_import.h"
+#include "diffuse/io/safetensors.h"
+#include "diffuse/train/checkpoint.h"
+#include "support/expect_text.h"
+#include "support/test_paths.h"
+
+using namespace diffuse;
+
+namespace {
+
+std::string fixture(const std::string& name) { return (test::source_dir() / "tests/data/interop" / name).string(); }
+
+std::string import_error(const std::string& weights, const std::string& out) {
+  return test::error_message<CheckpointError>([&] { import_weights({ImportSource::dit_official, weights, out}); });
+}
+
+// Our forward pass of the imported model against the DiT repository's output.
+void expect_reference_forward(const std::string& weights) {
+  test::TempDir dir;
+  const ImportSummary summary = import_weights({ImportSource::dit_official, weights, dir.file("dit.safetensors")});
+  EXPECT_EQ(summary.description, "DiT depth 2, hidden 128, 2 heads, patch 2, 4×8×8 inputs, 3 classes, learned variance");
+  LoadedModel model = load_model_for_inference(dir.file("dit.safetensors"), true, torch::kCPU);
+  const auto& o = model.config.model;
+  EXPECT_EQ(o.arch, ModelArch::dit);
+  EXPECT_EQ(o.dit.mlp_ratio, 2.0);
+  EXPECT_TRUE(o.learn_sigma);
+  EXPECT_EQ(model.config.diffusion.schedule, ScheduleKind::vp_linear);
+  EXPECT_EQ(model.config.diffusion.prediction, Prediction::eps);
+  const auto io = read_safetensors(fixture("dit_official_io.safetensors"));
+  torch::NoGradGuard no_grad;
+  const auto output = model.precond->net().forward(io.find("x"), io.find("t"), io.find("y"));
+  const auto reference = io.find("output");
+  ASSERT_EQ(output.sizes(), reference.sizes());
+  // float32 through two blocks: the reference's fused attention and ours differ in rounding only.
+  EXPECT_LT((output - reference).abs().max().item<double>(), 1e-4) << "reference std " << reference.std().item<double>();
+}
+
+}  // namespace
+
+TEST(WeightImport, DitOfficialMatchesTheReferenceForward) {
+  expect_reference_forward(fixture("dit_official.safetensors"));
+}
+
+// The repository's own file format, a torch.save of state_dict() (an OrderedDict), which
+// LibTorch reads from 2.6 on; 1.13 refuses it with the one-line conversion.
+TEST(WeightImport, DitOfficialReadsTheRepositorysTorchSaveFile) {
+#if DIFFUSE_TORCH2
+  expect_reference_forward(fixture("dit_official.pt"));
+#else
+  test::TempDir dir;
+  EXPECT_CONTAINS(import_error(fixture("dit_official.pt"), dir.file("out.safetensors")),
+                  "dit_official.pt: cannot read it as a torch.save file of {name: tensor} (");
+  EXPECT_CONTAINS(import_error(fixture("dit_official.pt"), dir.file("out.safetensors")),
+                  "convert it once in Python: from safetensors.torch import save_file");
+#endif
+}
+
+TEST(WeightImport, DitOfficialNamesTheFirstTensorThatDoesNotFit) {
+  test::TempDir dir;
+  auto contents = read_safetensors(fixture("dit_official.safetensors"));
+  const auto variant = [&](const std::string& name, auto&& edit) {
+    auto copy = contents;
+    edit(copy.tensors);
+    write_safetensors(dir.file(name), copy);
+    return dir.file(name);
+  };
+  const std::string out = dir.file("out.safetensors");
+  const auto missing = variant("missing.safetensors", [](auto& t) {
+    t.erase(std::find_if(t.begin(), t.end(), [](const auto& e) { return e.first == "blocks.1.mlp.fc2.bias"; }));
+  });
+  EXPECT_CONTAINS(import_error(missing, out), "missing.safetensors: dit-official weights lack 'blocks.1.mlp.fc2.bias' (shape [128])");
+  const auto extra = variant("extra.safetensors", [](auto& t) { t.emplace_back("blocks.0.attn.extra", torch::ones({2})); });
+  EXPECT_CONTAINS(import_error(extra, out), "dit-official weight 'blocks.0.attn.extra' [2] has no place in the model found");
+  const auto shape = variant("shape.safetensors", [](auto& t) {
+    for (auto& e : t)
+      if (e.first == "final_layer.adaLN_modulation.1.bias") e.second = torch::zeros({5});
+  });
+  EXPECT_CONTAINS(import_error(shape, out), "dit-official weight 'final_layer.adaLN_modulation.1.bias' has shape [5], expected [256]");
+  const auto foreign = variant("foreign.safetensors", [](auto& t) { t = {{"conv_in.weight", torch::ones({2, 2, 3, 3})}}; });
+  EXPECT_CONTAINS(import_error(foreign, out), "no 'x_embedder.proj.weight' tensor: not a DiT state dict of the DiT repository");
+  test::write_file(dir.file("text.pt"), "not a pickle");
+  EXPECT_CONTAINS(import_error(dir.file("text.pt"), out), "text.pt: cannot read it as a torch.save file of {name: tensor}");
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
