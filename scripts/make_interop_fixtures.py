@@ -9,6 +9,10 @@ errors), saved as the repository saves state dicts (torch.save), together with a
 download. Writes tests/data/interop/dit_official.pt, the same as dit_official.safetensors,
 and dit_official_io.safetensors.
 
+diffusers-vae: a small AutoencoderKL of diffusers (random weights), saved with
+save_pretrained (diffusers_vae/: config.json and diffusion_pytorch_model.safetensors), with
+images, their posterior mean and log variance, latents and their decoding.
+
 usage: make_interop_fixtures.py --dit-repo PATH_TO_DiT_CHECKOUT [--out tests/data/interop]
 """
 import argparse
@@ -43,6 +47,28 @@ def dit_official(repo: pathlib.Path, out: pathlib.Path) -> None:
     print(f"dit-official: {sum(p.numel() for p in model.parameters())} parameters, output std {output.std():.3f}")
 
 
+def diffusers_vae(out: pathlib.Path) -> None:
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(1)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32), layers_per_block=1,
+                        latent_channels=4, norm_num_groups=8, sample_size=16, scaling_factor=0.18215)
+    with torch.no_grad():  # random norms and biases too, so that no mapping error hides behind an init of 1 or 0
+        for parameter in vae.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    vae.eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    z = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        posterior = vae.encode(x).latent_dist
+        decoded = vae.decode(z).sample
+    vae.save_pretrained(str(out / "diffusers_vae"), safe_serialization=True)
+    save_file({"x": x, "mean": posterior.mean.contiguous(), "logvar": posterior.logvar.contiguous(), "z": z,
+               "decoded": decoded.contiguous()}, str(out / "diffusers_vae_io.safetensors"))
+    print(f"diffusers-vae: {sum(p.numel() for p in vae.parameters())} parameters, decoded std {decoded.std():.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dit-repo", required=True, type=pathlib.Path)
@@ -51,6 +77,7 @@ def main() -> None:
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     dit_official(a.dit_repo, a.out)
+    diffusers_vae(a.out)
 
 
 if __name__ == "__main__":

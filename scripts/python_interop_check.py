@@ -13,6 +13,7 @@ usage: python_interop_check.py --diffuse BIN --work DIR
 """
 import argparse
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -42,7 +43,8 @@ def main() -> None:
     parser.add_argument("--work", required=True)
     a = parser.parse_args()
     work = pathlib.Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a fresh run each time, not a resumed one
+    work.mkdir(parents=True)
     bin_ = a.diffuse
 
     config = work / "tiny.yaml"

@@ -9,17 +9,24 @@
 namespace diffuse::cli {
 
 int run_import(const std::vector<std::string>& argv) {
-  std::string sources;
-  for (const auto& entry : kImportSourceNames) sources += (sources.empty() ? "" : " | ") + std::string(entry.name);
+  std::string sources, listed;
+  for (const auto& entry : kImportSourceNames) {
+    sources += (sources.empty() ? "" : " | ") + std::string(entry.name);
+    listed += (listed.empty() ? "" : ", ") + std::string(entry.name);
+  }
   Args args("import",
-            "Map weights trained elsewhere onto diffuse's networks and write them as an exported model\n"
-            "(.safetensors) that diffuse sample, restore, invert and distill take like a checkpoint.\n"
-            "dit-official: a state dict of github.com/facebookresearch/DiT (e.g. DiT-XL-2-256x256.pt);\n"
-            "the architecture is read off the shapes.",
+            "Map weights trained elsewhere onto diffuse's networks. A diffusion model is written as an\n"
+            "exported model (.safetensors) that diffuse sample, restore, invert and distill take like a\n"
+            "checkpoint; a VAE as a VAE file for diffuse sample --vae. Formats:\n"
+            "  dit-official   a state dict of github.com/facebookresearch/DiT (e.g. DiT-XL-2-256x256.pt)\n"
+            "  diffusers-vae  diffusers' AutoencoderKL (e.g. stabilityai/sd-vae-ft-ema): its folder, or\n"
+            "                 its diffusion_pytorch_model.safetensors with --config config.json\n"
+            "The architecture is read off the shapes.",
             {
                 {"--from", "FORMAT", sources},
                 {"--weights", "FILE", "the state dict: .safetensors, or a torch.save .pt/.pth file"},
                 {"--out", "FILE", "the model to write; its name must end in .safetensors"},
+                {"--config", "JSON", "diffusers' config.json (default: the one in the --weights folder)"},
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
@@ -28,9 +35,10 @@ int run_import(const std::vector<std::string>& argv) {
   bool known = false;
   for (const auto& entry : kImportSourceNames)
     if (from == entry.name) o.source = entry.value, known = true;
-  if (!known) throw UsageError("--from: unknown format '" + from + "'; valid formats: " + sources);
+  if (!known) throw UsageError("--from: unknown format '" + from + "'; valid formats: " + listed);
   o.weights = args.require("--weights");
   o.out = args.require("--out");
+  o.config = args.get("--config", "");
   if (!is_safetensors_path(o.out)) throw UsageError("--out: expected a file name ending in .safetensors, found '" + o.out + "'");
   const ImportSummary summary = import_weights(o);
   spdlog::info("{}: {}; wrote {} ({} tensors, {:.1f} MB)", o.weights, summary.description, o.out,

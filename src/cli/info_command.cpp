@@ -18,6 +18,7 @@
 #include "diffuse/data/dataset.h"
 #include "diffuse/eval/denoising_calibration.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/io/safetensors.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
 
@@ -155,8 +156,29 @@ int calibrate_checkpoint(const Args& args) {
   return 0;
 }
 
+// An exported model (diffuse export / import): its metadata and model; no checksum trailer,
+// the safetensors reader checks every offset instead.
+int describe_exported_model(const Args& args) {
+  const std::string path = args.get("--checkpoint");
+  const LoadedModel loaded = load_model_for_inference(path, true, torch::kCPU);
+  if (args.has("--verify")) {
+    std::cout << path << ": readable exported model, step " << loaded.step << "\n";
+    return 0;
+  }
+  const std::string yaml = to_yaml_string(emit_experiment_config(loaded.config));
+  std::cout << "file:     " << path << " (exported model, safetensors)\n"
+            << "step:     " << loaded.step << "\n"
+            << describe_model(loaded.config.model)
+            << "weights:  " << (loaded.using_ema ? "ema" : "raw") << "\n"
+            << "classes:  " << loaded.class_names.size() << " (" << join_names(loaded.class_names) << ")\n"
+            << "config:\n"
+            << yaml;
+  return 0;
+}
+
 int describe_checkpoint(const Args& args) {
   const std::string path = args.get("--checkpoint");
+  if (is_safetensors_path(path)) return describe_exported_model(args);
   CheckpointReader reader(path);
   const CheckpointMeta& meta = reader.meta();
   if (args.has("--verify")) {

@@ -10,8 +10,10 @@
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/interop/weight_import.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
+#include "diffuse/models/autoencoder_kl.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/classifier_trainer.h"
@@ -50,6 +52,7 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--out", "DIR", "output folder"},
                 {"--grid-cols", "C", "grid columns, 1-1024 (default: the number of classes cycled, else √N)"},
                 {"--format", "FMT", "png (default) or pt (also save OUT/samples.pt; latent models write only it)"},
+                {"--vae", "FILE", "decode a latent model's samples to pictures with this VAE (diffuse import --from diffusers-vae)"},
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
                 thread_flag(),
                 {"--cuda-graph", "", "capture each batch's denoiser call in a CUDA graph and replay it (CUDA LibTorch 2.x)"},
@@ -116,12 +119,19 @@ int run_sample(const std::vector<std::string>& argv) {
   if (clip > 0) g.sampler_options.clip_denoised = clip;
   const int64_t classes = model.config.model.num_classes;
   const int64_t channels = model.config.model.in_channels;
-  // Latents (e.g. 4 channels) are not pictures: only their tensor is written.
-  const bool pictures = channels == 1 || channels == 3;
+  // Latents (e.g. 4 channels) are pictures only through a VAE; without one only their tensor is written.
+  AutoencoderKL vae{nullptr};
+  if (args.has("--vae")) {
+    vae = load_vae(args.get("--vae"), device);
+    if (vae->options().latent_channels != channels)
+      throw ConfigError("--vae " + args.get("--vae") + ": the VAE decodes " + std::to_string(vae->options().latent_channels) +
+                        "-channel latents, but " + checkpoint + " generates " + std::to_string(channels) + " channels");
+  }
+  const bool pictures = channels == 1 || channels == 3 || vae;
   if (!pictures && format == "png")
     throw ConfigError("--format png: " + checkpoint + " generates " + std::to_string(channels) +
                       "-channel latents, which are not images (PNG holds 1 or 3 channels); use --format pt "
-                      "to write OUT/samples.pt");
+                      "to write OUT/samples.pt, or give --vae FILE to decode them");
   // The unconditional branch of guidance is the null class, which only label dropout trains.
   if (g.cfg != 1.0 && classes > 0 && model.config.diffusion.p_uncond <= 0)
     throw ConfigError("--cfg " + format_double(g.cfg) + ": " + checkpoint +
@@ -144,7 +154,9 @@ int run_sample(const std::vector<std::string>& argv) {
     spdlog::info("NFE {}/{} ({:.0f}%) | {:.1f} img/s", done, total, 100.0 * done / total,
                  n * (static_cast<double>(done) / total) / std::max(s, 1e-9));
   };
-  const auto images = generate_samples(model.precond, g, progress);
+  auto images = generate_samples(model.precond, g, progress);
+  const torch::Tensor latents = vae ? images : torch::Tensor();
+  if (vae) images = decode_latents(vae, latents, g.batch_size, device);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   fs::create_directories(out_dir);
@@ -166,13 +178,14 @@ int run_sample(const std::vector<std::string>& argv) {
                              : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
     write_image_grid((fs::path(out_dir) / ("grid" + ext)).string(), images, cols);
   }
-  if (format == "pt") write_tensor_file((fs::path(out_dir) / "samples.pt").string(), images);
+  if (format == "pt") write_tensor_file((fs::path(out_dir) / "samples.pt").string(), vae ? latents : images);
 
   YAML::Node record;
   record["checkpoint"] = fs::absolute(checkpoint).string();
   record["checkpoint_step"] = model.step;
   record["weights"] = model.using_ema ? "ema" : "raw";
   record["sampler"] = g.sampler;
+  if (vae) record["vae"] = fs::absolute(args.get("--vae")).string();
   record["steps"] = g.steps;
   record["spacing"] = enum_name(g.spacing, kTimestepSpacingNames);
   emit_value(record, "eta", g.sampler_options.eta);

@@ -1,13 +1,17 @@
 #include "diffuse/interop/weight_import.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/io/safetensors.h"
 #include "diffuse/models/registry.h"
 
@@ -15,12 +19,6 @@ namespace diffuse {
 namespace {
 
 using StateDict = std::map<std::string, torch::Tensor>;
-
-std::string shape_of(const torch::Tensor& t) {
-  std::string text = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) text += (d ? ", " : "") + std::to_string(t.size(d));
-  return text + "]";
-}
 
 // A state dict from a safetensors file or a torch.save file of {name: tensor} (a training
 // checkpoint's "ema" entry when it holds one, as the DiT repository's do).
@@ -60,7 +58,7 @@ const torch::Tensor& require(const StateDict& weights, const std::string& path, 
   const auto it = weights.find(name);
   if (it == weights.end()) throw CheckpointError(path + ": no '" + name + "' tensor: not a DiT state dict of the DiT repository");
   if (it->second.dim() != dims)
-    throw CheckpointError(path + ": '" + name + "' has shape " + shape_of(it->second) + ", expected " +
+    throw CheckpointError(path + ": '" + name + "' has shape " + shape_text(it->second.sizes()) + ", expected " +
                           std::to_string(dims) + " dimensions");
   return it->second;
 }
@@ -125,7 +123,7 @@ ExperimentConfig dit_official_config(const StateDict& weights, const std::string
 
 // Copies every parameter and buffer of `net` from `weights` under its source name; a
 // missing, misshapen or unused source tensor is named as the source names it.
-void copy_mapped(DiffusionNet& net, const StateDict& weights, const std::string& path, const std::string& source,
+void copy_mapped(torch::nn::Module& net, const StateDict& weights, const std::string& path, const std::string& source,
                  std::string (*source_name)(const std::string&)) {
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
@@ -133,10 +131,10 @@ void copy_mapped(DiffusionNet& net, const StateDict& weights, const std::string&
     const std::string name = source_name(ours);
     const auto it = weights.find(name);
     if (it == weights.end())
-      throw CheckpointError(path + ": " + source + " weights lack '" + name + "' (shape " + shape_of(target) + ")");
+      throw CheckpointError(path + ": " + source + " weights lack '" + name + "' (shape " + shape_text(target.sizes()) + ")");
     if (it->second.sizes() != target.sizes())
-      throw CheckpointError(path + ": " + source + " weight '" + name + "' has shape " + shape_of(it->second) +
-                            ", expected " + shape_of(target));
+      throw CheckpointError(path + ": " + source + " weight '" + name + "' has shape " + shape_text(it->second.sizes()) +
+                            ", expected " + shape_text(target.sizes()));
     target.copy_(it->second.to(target.scalar_type()));
     used.insert(name);
   };
@@ -144,32 +142,160 @@ void copy_mapped(DiffusionNet& net, const StateDict& weights, const std::string&
   for (const auto& b : net.named_buffers(true)) copy(b.key(), b.value());
   for (const auto& [name, tensor] : weights)
     if (!used.count(name))
-      throw CheckpointError(path + ": " + source + " weight '" + name + "' " + shape_of(tensor) +
+      throw CheckpointError(path + ": " + source + " weight '" + name + "' " + shape_text(tensor.sizes()) +
                             " has no place in the model found (" + std::to_string(used.size()) + " of " +
                             std::to_string(weights.size()) + " tensors mapped)");
 }
+
+// diffusers' AutoencoderKL names are ours. Older diffusers files (and the converted LDM
+// checkpoints, sd-vae-ft-ema among them) name the attention query/key/value/proj_attn; those
+// names are read too.
+std::string diffusers_vae_name(const std::string& ours) { return ours; }
+
+StateDict with_current_attention_names(StateDict weights) {
+  const std::pair<const char*, const char*> renames[] = {
+      {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."}, {".proj_attn.", ".to_out.0."}};
+  StateDict renamed;
+  for (auto& [name, tensor] : weights) {
+    std::string key = name;
+    for (const auto& [from, to] : renames) {
+      const auto pos = key.find(from);
+      if (key.find(".attentions.") != std::string::npos && pos != std::string::npos) key.replace(pos, std::strlen(from), to);
+    }
+    // The LDM form stores the attention projections as 1×1 convolutions.
+    const bool projection = key.find(".attentions.") != std::string::npos && tensor.dim() == 4 &&
+                            tensor.size(2) == 1 && tensor.size(3) == 1;
+    renamed[key] = projection ? tensor.flatten(1) : tensor;
+  }
+  return renamed;
+}
+
+int count_prefixed(const StateDict& weights, const std::string& prefix, const std::string& suffix) {
+  int n = 0;
+  while (weights.count(prefix + std::to_string(n) + suffix)) ++n;
+  return n;
+}
+
+// Options from the shapes, then from diffusers' config.json where one is given (it alone
+// knows norm_num_groups and scaling_factor: defaults 32 and 0.18215, those of the SD VAE).
+AutoencoderKLOptions diffusers_vae_options(const StateDict& weights, const std::string& path, const std::string& config) {
+  AutoencoderKLOptions o;
+  o.in_channels = static_cast<int>(require(weights, path, "encoder.conv_in.weight", 4).size(1));
+  o.out_channels = static_cast<int>(require(weights, path, "decoder.conv_out.weight", 4).size(0));
+  o.latent_channels = static_cast<int>(require(weights, path, "decoder.conv_in.weight", 4).size(1));
+  o.block_out_channels.clear();
+  const int levels = count_prefixed(weights, "encoder.down_blocks.", ".resnets.0.conv1.weight");
+  for (int i = 0; i < levels; ++i)
+    o.block_out_channels.push_back(static_cast<int>(
+        weights.at("encoder.down_blocks." + std::to_string(i) + ".resnets.0.conv1.weight").size(0)));
+  o.layers_per_block = count_prefixed(weights, "encoder.down_blocks.0.resnets.", ".conv1.weight");
+  if (config.empty()) return o;
+  std::ifstream in(config);
+  if (!in) throw CheckpointError(config + ": config file not found");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+    if (json.contains("norm_num_groups")) o.norm_num_groups = json["norm_num_groups"].get<int>();
+    if (json.contains("scaling_factor")) o.scaling_factor = json["scaling_factor"].get<double>();
+    if (json.contains("shift_factor") && !json["shift_factor"].is_null() && json["shift_factor"].get<double>() != 0.0)
+      throw CheckpointError(config + ": shift_factor " + json["shift_factor"].dump() +
+                            " is not supported (the SD 1.x/2.x VAE has none)");
+    if (json.contains("use_quant_conv") && !json["use_quant_conv"].get<bool>())
+      throw CheckpointError(config + ": use_quant_conv false is not supported");
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(config + ": not a diffusers config.json (" + e.what() + ")");
+  }
+  return o;
+}
+
+nlohmann::json vae_options_json(const AutoencoderKLOptions& o) {
+  return {{"in_channels", o.in_channels},         {"out_channels", o.out_channels},
+          {"block_out_channels", o.block_out_channels}, {"layers_per_block", o.layers_per_block},
+          {"latent_channels", o.latent_channels}, {"norm_num_groups", o.norm_num_groups},
+          {"scaling_factor", o.scaling_factor}};
+}
+
+constexpr const char* kVaeFormat = "diffuse-vae-1";
 
 }  // namespace
 
 ImportSummary import_weights(const ImportOptions& o) {
   if (!is_safetensors_path(o.out))
     throw ConfigError("import: the output must be a .safetensors file, found '" + o.out + "'");
-  const StateDict weights = read_state_dict(o.weights);
+  // A diffusers model folder: its weights and config.json.
+  const bool folder = std::filesystem::is_directory(o.weights);
+  const std::string weights_path = folder ? (std::filesystem::path(o.weights) / "diffusion_pytorch_model.safetensors").string()
+                                          : o.weights;
+  const std::string config = !o.config.empty() ? o.config
+                             : folder          ? (std::filesystem::path(o.weights) / "config.json").string()
+                                               : "";
+  const StateDict weights = read_state_dict(weights_path);
+  const std::string source = enum_name(o.source, kImportSourceNames);
   ImportSummary summary;
-  ExperimentConfig config;
-  std::string (*source_name)(const std::string&) = nullptr;
   switch (o.source) {
-    case ImportSource::dit_official:
-      config = dit_official_config(weights, o.weights, summary.description);
-      source_name = dit_official_name;
+    case ImportSource::dit_official: {
+      const ExperimentConfig experiment = dit_official_config(weights, weights_path, summary.description);
+      const auto net = make_model(experiment.model);
+      copy_mapped(*net, weights, weights_path, source, dit_official_name);
+      std::vector<std::string> class_names;
+      for (int k = 0; k < experiment.model.num_classes; ++k) class_names.push_back(std::to_string(k));
+      summary.written = write_exported_model(o.out, *net, experiment, 0, "ema", class_names);
       break;
+    }
+    case ImportSource::diffusers_vae: {
+      const StateDict renamed = with_current_attention_names(weights);
+      const AutoencoderKLOptions options = diffusers_vae_options(renamed, weights_path, config);
+      AutoencoderKL vae(options);
+      copy_mapped(*vae, renamed, weights_path, source, diffusers_vae_name);
+      write_vae(o.out, vae);
+      std::string channels;
+      for (int c : options.block_out_channels) channels += (channels.empty() ? "" : ", ") + std::to_string(c);
+      summary.description = "AutoencoderKL, channels [" + channels + "], " + std::to_string(options.layers_per_block) +
+                            " resnets per block, " + std::to_string(options.latent_channels) +
+                            " latent channels (÷" + std::to_string(vae->downsampling()) + "), scaling factor " +
+                            format_double(options.scaling_factor);
+      summary.written.tensors = static_cast<int64_t>(renamed.size());
+      for (const auto& [name, tensor] : renamed) summary.written.bytes += tensor.numel() * tensor.element_size();
+      break;
+    }
   }
-  const auto net = make_model(config.model);
-  copy_mapped(*net, weights, o.weights, enum_name(o.source, kImportSourceNames), source_name);
-  std::vector<std::string> class_names;
-  for (int k = 0; k < config.model.num_classes; ++k) class_names.push_back(std::to_string(k));
-  summary.written = write_exported_model(o.out, *net, config, 0, "ema", class_names);
   return summary;
+}
+
+void write_vae(const std::string& path, AutoencoderKL& vae) {
+  SafetensorsContents file;
+  for (const auto& p : vae->named_parameters(true)) file.tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : vae->named_buffers(true)) file.tensors.emplace_back(b.key(), b.value());
+  file.metadata = {{"format", kVaeFormat}, {"vae", vae_options_json(vae->options()).dump()}};
+  write_safetensors(path, file);
+}
+
+AutoencoderKL load_vae(const std::string& path, torch::Device device) {
+  const SafetensorsContents file = read_safetensors(path);
+  const auto format = file.metadata.find("format");
+  if (format == file.metadata.end() || format->second != kVaeFormat)
+    throw CheckpointError(path + ": not a VAE file of diffuse (no '" + std::string(kVaeFormat) +
+                          "' format in its __metadata__; convert a diffusers VAE with diffuse import --from diffusers-vae)");
+  AutoencoderKLOptions o;
+  try {
+    const auto json = nlohmann::json::parse(file.metadata.at("vae"));
+    o.in_channels = json.at("in_channels").get<int>();
+    o.out_channels = json.at("out_channels").get<int>();
+    o.block_out_channels = json.at("block_out_channels").get<std::vector<int>>();
+    o.layers_per_block = json.at("layers_per_block").get<int>();
+    o.latent_channels = json.at("latent_channels").get<int>();
+    o.norm_num_groups = json.at("norm_num_groups").get<int>();
+    o.scaling_factor = json.at("scaling_factor").get<double>();
+  } catch (const std::exception& e) {
+    throw CheckpointError(path + ": its __metadata__ 'vae' is not the options JSON of a diffuse VAE (" + e.what() + ")");
+  }
+  AutoencoderKL vae(o);
+  StateDict weights;
+  for (const auto& [name, tensor] : file.tensors) weights[name] = tensor;
+  copy_mapped(*vae, weights, path, "vae", diffusers_vae_name);
+  vae->to(device);
+  vae->eval();
+  return vae;
 }
 
 }  // namespace diffuse

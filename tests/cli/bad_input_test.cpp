@@ -24,7 +24,8 @@ namespace {
 
 // Placeholders in rows: @D@ the suite's folder, @GOOD@ a valid config (8×8 random data, a
 // tiny UNet), @CKPT@ its 1-step checkpoint, @LATENT@ a 4-channel model's checkpoint, @UNCOND@
-// an unconditional one's, @NODROP@ one trained without label dropout, @TASK@
+// an unconditional one's, @NODROP@ one trained without label dropout, @VAE@ a VAE file of
+// 4-channel latents, @TASK@
 // the denoise restore task, @FILE@ the row's own file (its `file` text), @OUT@ an output path
 // that must not exist afterwards.
 struct Row {
@@ -107,6 +108,11 @@ class BadInput : public ::testing::Test {
     v["@NODROP@"] = trained("nodrop", {"diffusion.p_uncond=0"});
     v["@TASK@"] = (test::source_dir() / "configs" / "restore" / "denoise.yaml").string();
     v["@DISTILL@"] = (test::source_dir() / "configs" / "distill" / "sds_pixels.yaml").string();
+    v["@VAE@"] = dir() + "/vae.safetensors";
+    const auto r = test::run_diffuse_forked({"import", "--from", "diffusers-vae", "--weights",
+                                             (test::source_dir() / "tests/data/interop/diffusers_vae").string(),
+                                             "--out", v["@VAE@"]});
+    if (r.exit_code != 0) throw std::runtime_error("importing the test VAE failed: " + r.err);
   }
 
   static std::string substitute(std::string text, const std::string& file, const std::string& out) {
@@ -579,9 +585,12 @@ TEST_F(BadInput, Flags) {
       {{"export", "--checkpoint", "@CKPT@", "--out", "@OUT@"}, 2,
        "--out: expected a file name ending in .safetensors, found '@OUT@'", ""},
       {{"export", "--out", "@OUT@/m.safetensors"}, 2, "'diffuse export' needs --checkpoint", ""},
+      sample_row({"--vae", "@VAE@"}, 1, "--vae @VAE@: the VAE decodes 4-channel latents, but @CKPT@ generates 1 channels"),
+      sample_row({"--vae", "@D@/good.png"}, 1, "@D@/good.png: not a safetensors file"),
+      sample_row({"--vae", "@CKPT@"}, 1, "@CKPT@: not a safetensors file"),
       // diffuse import
-      {{"import", "--from", "diffusers-vae", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"}, 2,
-       "--from: unknown format 'diffusers-vae'; valid formats: dit-official", ""},
+      {{"import", "--from", "diffusers-unet2d", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"}, 2,
+       "--from: unknown format 'diffusers-unet2d'; valid formats: dit-official, diffusers-vae", ""},
       {{"import", "--from", "dit-official", "--out", "@OUT@/m.safetensors"}, 2, "'diffuse import' needs --weights", ""},
       {{"import", "--from", "dit-official", "--weights", "@D@/w.safetensors", "--out", "@OUT@"}, 2,
        "--out: expected a file name ending in .safetensors, found '@OUT@'", ""},

@@ -375,6 +375,10 @@ TEST_F(RestoreCli, ExportedModelSamplesExactlyLikeItsCheckpoint) {
   EXPECT_CONTAINS(file.metadata.at("config"), "arch: unet");
   EXPECT_GT(file.tensors.size(), 10u);
   for (const auto& [name, tensor] : file.tensors) EXPECT_EQ(tensor.scalar_type(), torch::kFloat32) << name;
+  r = test::run_diffuse({"info", "--checkpoint", out.file("m.safetensors")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "(exported model, safetensors)");
+  EXPECT_CONTAINS(r.out, "weights:  ema");
 
   const auto grid = [&](const std::string& model, const std::string& folder) {
     const auto s = test::run_diffuse({"sample", "--checkpoint", model, "--steps", "3", "--sampler", "ddim", "--seeds",
@@ -392,4 +396,41 @@ TEST_F(RestoreCli, ExportedModelSamplesExactlyLikeItsCheckpoint) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_CONTAINS(r.err, out.file("foreign.safetensors") + ": not a model exported by diffuse");
   EXPECT_FALSE(fs::exists(out.file("f")));
+}
+
+// Latent diffusion end to end: a DiT trains on latents written as safetensors, a diffusers
+// VAE is imported, and diffuse sample --vae decodes the latent samples to pictures.
+TEST_F(RestoreCli, LatentDitSamplesAreDecodedThroughAnImportedVae) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  write_safetensors(dir.file("latents.safetensors"),
+                    {{{"latents", torch::randn({16, 4, 4, 4})}, {"labels", torch::randint(0, 3, {16}, torch::kInt64)}}, {}});
+  test::write_file(dir.file("dit.yaml"),
+                   "name: dit\nrun_dir: " + dir.file("run") + "\ndata: {type: latents, path: " +
+                       dir.file("latents.safetensors") + ", num_workers: 0, hflip: false}\n"
+                       "model:\n  arch: dit\n  dit: {patch_size: 2, hidden_size: 32, depth: 1, num_heads: 2}\n"
+                       "diffusion: {timesteps: 50, p_uncond: 0.1}\n"
+                       "train: {steps: 2, batch_size: 4, device: cpu, precision: fp32, log_every: 1, sample_every: 0, "
+                       "ckpt_every: 2, num_threads: 1}\n");
+  auto r = test::run_diffuse({"train", "--config", dir.file("dit.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string vae_folder = (test::source_dir() / "tests/data/interop/diffusers_vae").string();
+  r = test::run_diffuse({"import", "--from", "diffusers-vae", "--weights", vae_folder, "--out", dir.file("vae.safetensors")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.err + r.out, "AutoencoderKL, channels [16, 32]");
+  const std::string checkpoint = dir.file("run/ckpt/last.pt");
+  r = test::run_diffuse({"sample", "--checkpoint", checkpoint, "--vae", dir.file("vae.safetensors"), "--steps", "2",
+                         "--seeds", "0-3", "--format", "pt", "--out", dir.file("s"), "--device", "cpu", "--threads", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // 4×4 latents, decoded ×2 to 8×8 RGB; one per seed, cycling over the 3 classes; samples.pt keeps the latents.
+  EXPECT_EQ(read_image(dir.file("s/seed2_class2.png"), 0).sizes().vec(), (std::vector<int64_t>{3, 8, 8}));
+  EXPECT_TRUE(fs::exists(dir.file("s/grid.png")));
+  torch::Tensor latents;
+  torch::load(latents, dir.file("s/samples.pt"));
+  EXPECT_EQ(latents.sizes().vec(), (std::vector<int64_t>{4, 4, 4, 4}));
+  r = test::run_diffuse({"sample", "--checkpoint", checkpoint, "--steps", "2", "--out", dir.file("t")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_CONTAINS(r.err, "-channel latents, which are not images (PNG holds 1 or 3 channels); use --format pt "
+                         "to write OUT/samples.pt, or give --vae FILE to decode them");
+  EXPECT_FALSE(fs::exists(dir.file("t")));
 }

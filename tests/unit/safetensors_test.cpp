@@ -55,7 +55,7 @@ TEST(Safetensors, RoundTripsEveryDtypeWithTheSpecifiedLayout) {
       {"f32", torch::randn({4})},
       {"f16", torch::randn({2, 2}).to(torch::kFloat16)},
       {"bf16", torch::randn({5}).to(torch::kBFloat16)},
-      {"i64", torch::tensor({-1, 1LL << 40}, torch::kInt64)},
+      {"i64", torch::tensor({int64_t{-1}, int64_t{1} << 40}, torch::kInt64)},
       {"i32", torch::tensor({-7, 9}, torch::kInt32)},
       {"i16", torch::tensor({-300}, torch::kInt16)},
       {"i8", torch::tensor({-5, 4, 3}, torch::kInt8)},

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "diffuse/core/compat.h"
@@ -21,13 +22,13 @@ namespace {
 std::string fixture(const std::string& name) { return (test::source_dir() / "tests/data/interop" / name).string(); }
 
 std::string import_error(const std::string& weights, const std::string& out) {
-  return test::error_message<CheckpointError>([&] { import_weights({ImportSource::dit_official, weights, out}); });
+  return test::error_message<CheckpointError>([&] { import_weights({ImportSource::dit_official, weights, out, ""}); });
 }
 
 // Our forward pass of the imported model against the DiT repository's output.
 void expect_reference_forward(const std::string& weights) {
   test::TempDir dir;
-  const ImportSummary summary = import_weights({ImportSource::dit_official, weights, dir.file("dit.safetensors")});
+  const ImportSummary summary = import_weights({ImportSource::dit_official, weights, dir.file("dit.safetensors"), ""});
   EXPECT_EQ(summary.description, "DiT depth 2, hidden 128, 2 heads, patch 2, 4×8×8 inputs, 3 classes, learned variance");
   LoadedModel model = load_model_for_inference(dir.file("dit.safetensors"), true, torch::kCPU);
   const auto& o = model.config.model;
@@ -91,4 +92,58 @@ TEST(WeightImport, DitOfficialNamesTheFirstTensorThatDoesNotFit) {
   test::write_file(dir.file("text.pt"), "not a pickle");
   EXPECT_CONTAINS(import_error(dir.file("text.pt"), out), "text.pt: cannot read it as a torch.save file of {name: tensor}");
   EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+// diffusers' AutoencoderKL: encoding (posterior mean and log variance) and decoding match
+// diffusers' own forward on a random model saved with save_pretrained; the file round-trips.
+TEST(WeightImport, DiffusersVaeMatchesTheReferenceEncodeAndDecode) {
+  test::TempDir dir;
+  const ImportSummary summary =
+      import_weights({ImportSource::diffusers_vae, fixture("diffusers_vae"), dir.file("vae.safetensors"), ""});
+  EXPECT_EQ(summary.description,
+            "AutoencoderKL, channels [16, 32], 1 resnets per block, 4 latent channels (÷2), scaling factor 0.18215");
+  AutoencoderKL vae = load_vae(dir.file("vae.safetensors"), torch::kCPU);
+  EXPECT_EQ(vae->options().norm_num_groups, 8);  // from config.json: the shapes do not say
+  const auto io = read_safetensors(fixture("diffusers_vae_io.safetensors"));
+  torch::NoGradGuard no_grad;
+  const auto [mean, logvar] = vae->encode(io.find("x"));
+  EXPECT_LT((mean - io.find("mean")).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((logvar - io.find("logvar")).abs().max().item<double>(), 1e-4);
+  const auto decoded = vae->decode(io.find("z"));
+  ASSERT_EQ(decoded.sizes(), io.find("decoded").sizes());
+  EXPECT_LT((decoded - io.find("decoded")).abs().max().item<double>(), 1e-4);
+  EXPECT_TRUE(torch::allclose(vae->decode_scaled(vae->encode_scaled(io.find("x"))),
+                              vae->decode(mean), 1e-4, 1e-5));
+}
+
+// The older attention names (query/key/value/proj_attn, as 1×1 convolutions in the LDM form)
+// import to the same model.
+TEST(WeightImport, DiffusersVaeReadsTheOlderAttentionNames) {
+  test::TempDir dir;
+  auto contents = read_safetensors(fixture("diffusers_vae/diffusion_pytorch_model.safetensors"));
+  const std::pair<const char*, const char*> renames[] = {
+      {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
+  int renamed = 0;
+  for (auto& [name, tensor] : contents.tensors)
+    for (const auto& [from, to] : renames)
+      if (const auto pos = name.find(from); pos != std::string::npos) {
+        name.replace(pos, std::strlen(from), to);
+        if (tensor.dim() == 2) tensor = tensor.reshape({tensor.size(0), tensor.size(1), 1, 1});
+        ++renamed;
+      }
+  EXPECT_EQ(renamed, 16);  // 4 projections × weight and bias × encoder and decoder
+  write_safetensors(dir.file("old.safetensors"), contents);
+  import_weights({ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("vae.safetensors"),
+                  fixture("diffusers_vae/config.json")});
+  AutoencoderKL vae = load_vae(dir.file("vae.safetensors"), torch::kCPU);
+  const auto io = read_safetensors(fixture("diffusers_vae_io.safetensors"));
+  torch::NoGradGuard no_grad;
+  EXPECT_LT((vae->decode(io.find("z")) - io.find("decoded")).abs().max().item<double>(), 1e-4);
+  // Without config.json the group count falls back to the SD VAE's 32, which 16 channels do not take.
+  EXPECT_CONTAINS(test::error_message<ConfigError>([&] {
+                    import_weights({ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("x.safetensors"), ""});
+                  }),
+                  "vae: every block_out_channels entry must be a positive multiple of norm_num_groups (32), found 16");
+  EXPECT_CONTAINS(test::error_message<CheckpointError>([&] { load_vae(fixture("dit_official.safetensors"), torch::kCPU); }),
+                  "dit_official.safetensors: not a VAE file of diffuse");
 }

@@ -1,24 +1,30 @@
 #pragma once
-// Weights trained elsewhere, mapped onto diffuse's networks and written as an exported model
-// (train/model_export.h) that sample/restore/invert/distill take like a checkpoint. One table
-// entry per source format: its --from name, what it reads, and the mapping function.
+// Weights trained elsewhere, mapped onto diffuse's networks: a diffusion network is written
+// as an exported model (train/model_export.h) that sample/restore/invert/distill take like a
+// checkpoint, a VAE as a VAE file. One table entry per source format (its --from name); the
+// mapping of each lives in weight_import.cpp.
 #include <array>
 #include <string>
 
 #include "diffuse/core/config_node.h"
+#include "diffuse/models/autoencoder_kl.h"
 #include "diffuse/train/model_export.h"
 
 namespace diffuse {
 
-enum class ImportSource { dit_official };
-inline constexpr std::array<EnumName<ImportSource>, 1> kImportSourceNames{{
+enum class ImportSource { dit_official, diffusers_vae };
+inline constexpr std::array<EnumName<ImportSource>, 2> kImportSourceNames{{
     {"dit-official", ImportSource::dit_official},
+    {"diffusers-vae", ImportSource::diffusers_vae},
 }};
 
 struct ImportOptions {
   ImportSource source = ImportSource::dit_official;
-  std::string weights;  // a state dict: .safetensors, or a torch.save .pt/.pth file
-  std::string out;      // the exported model to write (.safetensors)
+  // A state dict: .safetensors, or a torch.save .pt/.pth file; or a diffusers model folder
+  // (save_pretrained: diffusion_pytorch_model.safetensors and config.json).
+  std::string weights;
+  std::string out;     // the file to write (.safetensors)
+  std::string config;  // optional diffusers config.json ("" : the folder's, else shapes and defaults)
 };
 
 struct ImportSummary {
@@ -30,5 +36,11 @@ struct ImportSummary {
 // place (a missing, extra or misshapen key is a CheckpointError naming it in the source's own
 // names) and writes `out`.
 ImportSummary import_weights(const ImportOptions& options);
+
+// VAE files (diffuse import --from diffusers-vae): the AutoencoderKL weights under diffusers'
+// names, its options as JSON in the __metadata__ ("format": diffuse-vae-1).
+void write_vae(const std::string& path, AutoencoderKL& vae);
+// Loads a VAE file onto `device` in eval mode; a CheckpointError names the path otherwise.
+AutoencoderKL load_vae(const std::string& path, torch::Device device);
 
 }  // namespace diffuse
