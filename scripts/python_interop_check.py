@@ -6,7 +6,8 @@
    safetensors.torch, and checks that the exported tensors are the checkpoint's EMA weights;
 3. Python writes the export back with safetensors.torch.save_file (same metadata) and
    diffuse samples from both files: the images must be identical;
-4. Python writes a latents file ({latents, labels}) and diffuse trains a tiny DiT on it.
+4. Python writes a latents file ({latents, labels}), diffuse trains a tiny DiT on it and
+   decodes its samples to pictures through an imported diffusers VAE.
 
 Exits 77 (ctest's skip) with a message when torch or safetensors cannot be imported.
 usage: python_interop_check.py --diffuse BIN --work DIR
@@ -93,9 +94,15 @@ def main() -> None:
         "diffusion: {timesteps: 50, p_uncond: 0.1}\n"
         "train: {steps: 2, batch_size: 4, device: cpu, precision: fp32, log_every: 1, sample_every: 0, ckpt_every: 2}\n")
     run(bin_, "train", "--config", str(dit), "--threads", "1")
-    check((work / "dit_run" / "ckpt" / "last.pt").exists(), "the DiT trained on Python's latents wrote a checkpoint")
+    # Its samples decoded to pictures through a diffusers VAE (the committed random one).
+    vae_folder = pathlib.Path(__file__).resolve().parent.parent / "tests/data/interop/diffusers_vae"
+    run(bin_, "import", "--from", "diffusers-vae", "--weights", str(vae_folder), "--out", str(work / "vae.safetensors"))
+    run(bin_, "sample", "--checkpoint", str(work / "dit_run" / "ckpt" / "last.pt"), "--vae", str(work / "vae.safetensors"),
+        "--steps", "2", "--seeds", "0-2", "--out", str(work / "decoded"), "--device", "cpu", "--threads", "1")
+    pictures = sorted((work / "decoded").glob("seed*.png"))
+    check(len(pictures) == 3, f"3 decoded pictures expected, found {len(pictures)}")
     print(f"ok: {len(weights)} tensors read in Python equal the checkpoint's EMA weights; Python's re-save samples "
-          "identically; a DiT trained on latents written by Python")
+          "identically; a DiT trained on latents written by Python samples pictures through an imported VAE")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ int run_invert(const std::vector<std::string>& argv);
 int run_distill(const std::vector<std::string>& argv);
 int run_export(const std::vector<std::string>& argv);
 int run_import(const std::vector<std::string>& argv);
+int run_encode(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
 int run_plot(const std::vector<std::string>& argv);

@@ -27,6 +27,7 @@ const char* kUsage =
     "  distill   optimise images, neural fields or voxel volumes with the model as prior (SDS, VSD, SDI)\n"
     "  export    write a checkpoint's weights and config as a safetensors file (for Python and sharing)\n"
     "  import    map weights trained elsewhere (the DiT repository's) onto a diffuse model\n"
+    "  encode    images to the latents of a VAE (for latent diffusion: data.type latents)\n"
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
     "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
@@ -65,6 +66,7 @@ int run_command_line(const std::vector<std::string>& args) {
     if (command == "distill") return run_distill(rest);
     if (command == "export") return run_export(rest);
     if (command == "import") return run_import(rest);
+    if (command == "encode") return run_encode(rest);
     if (command == "info") return run_info(rest);
     if (command == "eval") return run_eval(rest);
     if (command == "plot") return run_plot(rest);

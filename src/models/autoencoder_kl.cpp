@@ -199,6 +199,16 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latents) {
   return decoder_->forward(post_quant_conv_->forward(latents));
 }
 
+torch::Tensor encode_images(AutoencoderKL& vae, const torch::Tensor& images, int64_t batch_size, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> latents;
+  for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    const auto batch = images.narrow(0, begin, std::min(batch_size, images.size(0) - begin)).to(device, torch::kFloat32);
+    latents.push_back(vae->encode_scaled(batch).cpu());
+  }
+  return torch::cat(latents);
+}
+
 torch::Tensor decode_latents(AutoencoderKL& vae, const torch::Tensor& latents, int64_t batch_size, torch::Device device) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> pictures;

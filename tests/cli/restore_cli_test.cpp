@@ -398,13 +398,14 @@ TEST_F(RestoreCli, ExportedModelSamplesExactlyLikeItsCheckpoint) {
   EXPECT_FALSE(fs::exists(out.file("f")));
 }
 
-// Latent diffusion end to end: a DiT trains on latents written as safetensors, a diffusers
-// VAE is imported, and diffuse sample --vae decodes the latent samples to pictures.
+// Latent diffusion end to end: a diffusers VAE is imported, an image folder of 3 classes is
+// encoded to latents, a DiT trains on them, and diffuse sample --vae decodes its samples.
 TEST_F(RestoreCli, LatentDitSamplesAreDecodedThroughAnImportedVae) {
   test::TempDir dir;
   torch::manual_seed(0);
-  write_safetensors(dir.file("latents.safetensors"),
-                    {{{"latents", torch::randn({16, 4, 4, 4})}, {"labels", torch::randint(0, 3, {16}, torch::kInt64)}}, {}});
+  for (int k = 0; k < 12; ++k)
+    write_image(dir.file("images/class" + std::to_string(k % 3) + "/img" + std::to_string(k) + ".png"),
+                torch::rand({3, 8, 8}) * 2 - 1);
   test::write_file(dir.file("dit.yaml"),
                    "name: dit\nrun_dir: " + dir.file("run") + "\ndata: {type: latents, path: " +
                        dir.file("latents.safetensors") + ", num_workers: 0, hflip: false}\n"
@@ -412,12 +413,19 @@ TEST_F(RestoreCli, LatentDitSamplesAreDecodedThroughAnImportedVae) {
                        "diffusion: {timesteps: 50, p_uncond: 0.1}\n"
                        "train: {steps: 2, batch_size: 4, device: cpu, precision: fp32, log_every: 1, sample_every: 0, "
                        "ckpt_every: 2, num_threads: 1}\n");
-  auto r = test::run_diffuse({"train", "--config", dir.file("dit.yaml")});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string vae_folder = (test::source_dir() / "tests/data/interop/diffusers_vae").string();
-  r = test::run_diffuse({"import", "--from", "diffusers-vae", "--weights", vae_folder, "--out", dir.file("vae.safetensors")});
+  auto r = test::run_diffuse({"import", "--from", "diffusers-vae", "--weights", vae_folder, "--out", dir.file("vae.safetensors")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_CONTAINS(r.err + r.out, "AutoencoderKL, channels [16, 32]");
+  r = test::run_diffuse({"encode", "--vae", dir.file("vae.safetensors"), "--input", dir.file("images"), "--out",
+                         dir.file("latents.safetensors"), "--batch-size", "5", "--device", "cpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto encoded = read_safetensors(dir.file("latents.safetensors"));
+  EXPECT_EQ(encoded.find("latents").sizes().vec(), (std::vector<int64_t>{12, 4, 4, 4}));
+  EXPECT_EQ(encoded.find("labels")[4].item<int64_t>(), 1);  // sorted by class: class1 holds items 4-7
+  EXPECT_EQ(encoded.metadata.at("class_names"), R"(["class0","class1","class2"])");
+  r = test::run_diffuse({"train", "--config", dir.file("dit.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string checkpoint = dir.file("run/ckpt/last.pt");
   r = test::run_diffuse({"sample", "--checkpoint", checkpoint, "--vae", dir.file("vae.safetensors"), "--steps", "2",
                          "--seeds", "0-3", "--format", "pt", "--out", dir.file("s"), "--device", "cpu", "--threads", "1"});

@@ -53,6 +53,10 @@ class AutoencoderKLImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AutoencoderKL);
 
+// The diffusion model's latents (scaled) of images [N, in, H, W] in [-1, 1], encoded on
+// `device` in batches of `batch_size`, on the CPU.
+torch::Tensor encode_images(AutoencoderKL& vae, const torch::Tensor& images, int64_t batch_size, torch::Device device);
+
 // Pictures in [-1, 1] (on the CPU) of the diffusion model's latents [N, latent, h, w]
 // (scaled, as decode_scaled takes them), decoded on `device` in batches of `batch_size`.
 torch::Tensor decode_latents(AutoencoderKL& vae, const torch::Tensor& latents, int64_t batch_size, torch::Device device);
