@@ -18,7 +18,8 @@ int run_import(const std::vector<std::string>& argv) {
             "Map weights trained elsewhere onto diffuse's networks. A diffusion model is written as an\n"
             "exported model (.safetensors) that diffuse sample, restore, invert and distill take like a\n"
             "checkpoint; a VAE as a VAE file for diffuse sample --vae. Formats:\n"
-            "  dit-official   a state dict of github.com/facebookresearch/DiT (e.g. DiT-XL-2-256x256.pt)\n"
+            "  dit-official   a state dict of github.com/facebookresearch/DiT (e.g. DiT-XL-2-256x256.pt,\n"
+            "                 converted to .safetensors: LibTorch cannot unpickle its OrderedDict)\n"
             "  diffusers-vae  diffusers' AutoencoderKL (e.g. stabilityai/sd-vae-ft-ema): its folder, or\n"
             "                 its diffusion_pytorch_model.safetensors with --config config.json\n"
             "The architecture is read off the shapes.",

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "diffuse/core/error.h"
+#include "diffuse/io/npy.h"
 #include "diffuse/io/safetensors.h"
 
 namespace diffuse {
@@ -17,7 +18,8 @@ std::string shape_text(const torch::Tensor& t) {
   return text + "]";
 }
 
-// {latents, labels} from a torch::save tensor list or a safetensors file.
+// {latents, labels} from a safetensors file, a .npy pair (z.npy, z.labels.npy) or a torch::save
+// tensor list.
 std::pair<torch::Tensor, torch::Tensor> read_latents_file(const std::string& path) {
   if (is_safetensors_path(path)) {
     const SafetensorsContents file = read_safetensors(path);
@@ -27,6 +29,13 @@ std::pair<torch::Tensor, torch::Tensor> read_latents_file(const std::string& pat
                       "(zeros for unlabelled data); found " + std::to_string(file.tensors.size()) + " tensor(s)" +
                       (file.tensors.empty() ? "" : ", the first '" + file.tensors.front().first + "'"));
     return {latents, labels};
+  }
+  if (std::filesystem::path(path).extension() == ".npy") {
+    const std::string labels = path.substr(0, path.size() - 4) + ".labels.npy";
+    if (!std::filesystem::is_regular_file(labels))
+      throw DataError(path + ": the labels of .npy latents go in " + labels +
+                      " (np.save of an integer array [N]; zeros for unlabelled data), which is not there");
+    return {read_npy(path), read_npy(labels)};
   }
   std::vector<torch::Tensor> tensors;
   try {

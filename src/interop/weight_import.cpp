@@ -37,8 +37,8 @@ StateDict read_state_dict(const std::string& path) {
     value = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
-    // LibTorch's unpickler reads a Python OrderedDict (what state_dict() returns) only from
-    // 2.6 on (pytorch/pytorch#139750); safetensors needs no unpickler at all.
+    // LibTorch's unpickler cannot build a Python OrderedDict, which state_dict() returns
+    // (pytorch/pytorch#100741, still so in 2.11); safetensors needs no unpickler at all.
     throw CheckpointError(path + ": cannot read it as a torch.save file of {name: tensor} (" +
                           what.substr(0, what.find('\n')) + "); convert it once in Python: from safetensors.torch "
                           "import save_file; save_file(torch.load(PATH, map_location='cpu'), 'weights.safetensors')");

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
 #include "diffuse/interop/weight_import.h"
 #include "diffuse/io/safetensors.h"
@@ -52,18 +51,26 @@ TEST(WeightImport, DitOfficialMatchesTheReferenceForward) {
   expect_reference_forward(fixture("dit_official.safetensors"));
 }
 
-// The repository's own file format, a torch.save of state_dict() (an OrderedDict), which
-// LibTorch reads from 2.6 on; 1.13 refuses it with the one-line conversion.
-TEST(WeightImport, DitOfficialReadsTheRepositorysTorchSaveFile) {
-#if DIFFUSE_TORCH2
-  expect_reference_forward(fixture("dit_official.pt"));
-#else
+// A torch.save file of a plain {name: tensor} dict (what torch::pickle_save writes, and what
+// Python's torch.save(dict(state_dict)) writes) imports like the safetensors file.
+TEST(WeightImport, DitOfficialReadsATorchSaveFileOfAPlainDict) {
   test::TempDir dir;
-  EXPECT_CONTAINS(import_error(fixture("dit_official.pt"), dir.file("out.safetensors")),
-                  "dit_official.pt: cannot read it as a torch.save file of {name: tensor} (");
-  EXPECT_CONTAINS(import_error(fixture("dit_official.pt"), dir.file("out.safetensors")),
-                  "convert it once in Python: from safetensors.torch import save_file");
-#endif
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [name, tensor] : read_safetensors(fixture("dit_official.safetensors")).tensors) dict.insert(name, tensor);
+  const std::vector<char> bytes = torch::pickle_save(dict);
+  test::write_file(dir.file("plain.pt"), std::string(bytes.begin(), bytes.end()));
+  expect_reference_forward(dir.file("plain.pt"));
+}
+
+// The repository's own file, torch.save(model.state_dict()): an OrderedDict, which
+// LibTorch's unpickler (1.13 and 2.11 alike, pytorch/pytorch#100741) cannot read; the
+// message gives the one-line conversion.
+TEST(WeightImport, DitOfficialStateDictFileIsRefusedWithTheConversion) {
+  test::TempDir dir;
+  const std::string message = import_error(fixture("dit_official.pt"), dir.file("out.safetensors"));
+  EXPECT_CONTAINS(message, "dit_official.pt: cannot read it as a torch.save file of {name: tensor} (");
+  EXPECT_CONTAINS(message, "convert it once in Python: from safetensors.torch import save_file");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.safetensors")));
 }
 
 TEST(WeightImport, DitOfficialNamesTheFirstTensorThatDoesNotFit) {

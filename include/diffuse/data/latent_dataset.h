@@ -1,7 +1,8 @@
 #pragma once
 // Pre-encoded latents (e.g. from a VAE) for latent diffusion: a .safetensors file holding
 // 'latents' [N, C, H, W] (any float dtype) and 'labels' [N] (any integer dtype), as Python's
-// safetensors.torch.save_file writes it, or a file written by
+// safetensors.torch.save_file writes it; a .npy file of the latents with the labels beside it in
+// NAME.labels.npy (np.save); or a file written by
 // torch::save(std::vector<torch::Tensor>{latents [N, C, H, W] float, labels [N] int64}).
 // Items are returned unscaled: latents are already in the model's input space.
 #include <torch/torch.h>
