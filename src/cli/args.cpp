@@ -17,6 +17,7 @@
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/experiment_config.h"
 #include "diffuse/core/error.h"
+#include "diffuse/io/safetensors.h"
 
 namespace diffuse::cli {
 
@@ -183,6 +184,13 @@ void apply_common_flags(const Args& args) {
     throw UsageError("--log-level: unknown level '" + level +
                      "'; valid levels: trace, debug, info, warn, error, off");
   spdlog::set_level(parsed);
+}
+
+std::string require_safetensors_path(const Args& args, const std::string& flag) {
+  const std::string path = args.require(flag);
+  if (!is_safetensors_path(path))
+    throw UsageError(flag + ": expected a file name ending in .safetensors, found '" + path + "'");
+  return path;
 }
 
 }  // namespace diffuse::cli

@@ -62,6 +62,9 @@ std::function<void(int64_t done, int64_t total)> decile_progress(std::string wha
 // step, checkpoints and returns; a second signal ends the process).
 const std::atomic<bool>& stop_on_signals();
 
+// The value of `flag` (required), a file name ending in .safetensors (UsageError otherwise).
+std::string require_safetensors_path(const Args& args, const std::string& flag);
+
 int run_train(const std::vector<std::string>& argv);
 int run_reflow(const std::vector<std::string>& argv);
 int run_sample(const std::vector<std::string>& argv);

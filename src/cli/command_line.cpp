@@ -26,7 +26,7 @@ const char* kUsage =
     "  invert    DDIM inversion: images to their noise and back, with the round trip's PSNR\n"
     "  distill   optimise images, neural fields or voxel volumes with the model as prior (SDS, VSD, SDI)\n"
     "  export    write a checkpoint's weights and config as a safetensors file (for Python and sharing)\n"
-    "  import    map weights trained elsewhere (the DiT repository's) onto a diffuse model\n"
+    "  import    map weights trained elsewhere (the DiT repository's, diffusers' VAE) onto diffuse\n"
     "  encode    images to the latents of a VAE (for latent diffusion: data.type latents)\n"
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"

@@ -77,8 +77,7 @@ int run_encode(const std::vector<std::string>& argv) {
             });
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
-  const std::string out = args.require("--out");
-  if (!is_safetensors_path(out)) throw UsageError("--out: expected a file name ending in .safetensors, found '" + out + "'");
+  const std::string out = require_safetensors_path(args, "--out");
   const std::string input = args.require("--input");
   const int64_t batch_size = args.get_int("--batch-size", 16, 1, 65536);
   const int resolution = static_cast<int>(args.get_int("--resolution", 0, 1, 16384));

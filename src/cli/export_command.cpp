@@ -2,8 +2,6 @@
 #include <spdlog/spdlog.h>
 
 #include "args.h"
-#include "diffuse/core/error.h"
-#include "diffuse/io/safetensors.h"
 #include "diffuse/train/model_export.h"
 
 namespace diffuse::cli {
@@ -22,8 +20,7 @@ int run_export(const std::vector<std::string>& argv) {
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
   const std::string checkpoint = args.require("--checkpoint");
-  const std::string out = args.require("--out");
-  if (!is_safetensors_path(out)) throw UsageError("--out: expected a file name ending in .safetensors, found '" + out + "'");
+  const std::string out = require_safetensors_path(args, "--out");
   const ExportSummary summary = export_model(checkpoint, out, !args.has("--no-ema"));
   spdlog::info("wrote {}: {} tensors, {:.1f} MB, {} weights of step {}", out, summary.tensors, summary.bytes / 1e6,
                summary.weights, summary.step);

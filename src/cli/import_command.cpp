@@ -4,7 +4,6 @@
 #include "args.h"
 #include "diffuse/core/error.h"
 #include "diffuse/interop/weight_import.h"
-#include "diffuse/io/safetensors.h"
 
 namespace diffuse::cli {
 
@@ -38,9 +37,8 @@ int run_import(const std::vector<std::string>& argv) {
     if (from == entry.name) o.source = entry.value, known = true;
   if (!known) throw UsageError("--from: unknown format '" + from + "'; valid formats: " + listed);
   o.weights = args.require("--weights");
-  o.out = args.require("--out");
+  o.out = require_safetensors_path(args, "--out");
   o.config = args.get("--config", "");
-  if (!is_safetensors_path(o.out)) throw UsageError("--out: expected a file name ending in .safetensors, found '" + o.out + "'");
   const ImportSummary summary = import_weights(o);
   spdlog::info("{}: {}; wrote {} ({} tensors, {:.1f} MB)", o.weights, summary.description, o.out,
                summary.written.tensors, summary.written.bytes / 1e6);

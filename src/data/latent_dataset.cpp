@@ -5,18 +5,13 @@
 #include <utility>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/io/npy.h"
 #include "diffuse/io/safetensors.h"
 
 namespace diffuse {
 
 namespace {
-
-std::string shape_text(const torch::Tensor& t) {
-  std::string text = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) text += (d ? ", " : "") + std::to_string(t.size(d));
-  return text + "]";
-}
 
 // {latents, labels} from a safetensors file, a .npy pair (z.npy, z.labels.npy) or a torch::save
 // tensor list.
@@ -60,11 +55,11 @@ LatentDataset::LatentDataset(const DataOptions& options) {
   std::tie(latents_, labels_) = read_latents_file(path);
   if (latents_.dim() != 4 || !latents_.is_floating_point())
     throw DataError(path + ": latents must be a float tensor [N, C, H, W], found " +
-                    std::string(c10::toString(latents_.scalar_type())) + " " + shape_text(latents_));
+                    std::string(c10::toString(latents_.scalar_type())) + " " + shape_text(latents_.sizes()));
   if (labels_.dim() != 1 || labels_.size(0) != latents_.size(0) || labels_.is_floating_point())
     throw DataError(path + ": labels must be an integer tensor [" +
                     std::to_string(latents_.size(0)) + "], found " +
-                    std::string(c10::toString(labels_.scalar_type())) + " " + shape_text(labels_));
+                    std::string(c10::toString(labels_.scalar_type())) + " " + shape_text(labels_.sizes()));
   if (options.channels != 0 && options.channels != latents_.size(1))
     throw DataError(path + ": data.channels is " + std::to_string(options.channels) +
                     " but the latents have " + std::to_string(latents_.size(1)) +

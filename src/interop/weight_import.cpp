@@ -25,10 +25,7 @@ using StateDict = std::map<std::string, torch::Tensor>;
 StateDict read_state_dict(const std::string& path) {
   namespace fs = std::filesystem;
   StateDict weights;
-  if (is_safetensors_path(path)) {
-    for (const auto& [name, tensor] : read_safetensors(path).tensors) weights[name] = tensor;
-    return weights;
-  }
+  if (is_safetensors_path(path)) return read_safetensors(path).tensor_map();
   if (!fs::is_regular_file(path)) throw CheckpointError(path + ": weights file not found");
   std::ifstream in(path, std::ios::binary);
   const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -247,27 +244,25 @@ ImportSummary import_weights(const ImportOptions& o) {
       const AutoencoderKLOptions options = diffusers_vae_options(renamed, weights_path, config);
       AutoencoderKL vae(options);
       copy_mapped(*vae, renamed, weights_path, source, diffusers_vae_name);
-      write_vae(o.out, vae);
+      summary.written.tensors = static_cast<int64_t>(renamed.size());
+      summary.written.bytes = static_cast<int64_t>(write_vae(o.out, vae));
       std::string channels;
       for (int c : options.block_out_channels) channels += (channels.empty() ? "" : ", ") + std::to_string(c);
       summary.description = "AutoencoderKL, channels [" + channels + "], " + std::to_string(options.layers_per_block) +
                             " resnets per block, " + std::to_string(options.latent_channels) +
                             " latent channels (÷" + std::to_string(vae->downsampling()) + "), scaling factor " +
                             format_double(options.scaling_factor);
-      summary.written.tensors = static_cast<int64_t>(renamed.size());
-      for (const auto& [name, tensor] : renamed) summary.written.bytes += tensor.numel() * tensor.element_size();
       break;
     }
   }
   return summary;
 }
 
-void write_vae(const std::string& path, AutoencoderKL& vae) {
+uint64_t write_vae(const std::string& path, AutoencoderKL& vae) {
   SafetensorsContents file;
-  for (const auto& p : vae->named_parameters(true)) file.tensors.emplace_back(p.key(), p.value());
-  for (const auto& b : vae->named_buffers(true)) file.tensors.emplace_back(b.key(), b.value());
+  file.tensors = module_tensors(*vae);
   file.metadata = {{"format", kVaeFormat}, {"vae", vae_options_json(vae->options()).dump()}};
-  write_safetensors(path, file);
+  return write_safetensors(path, file);
 }
 
 AutoencoderKL load_vae(const std::string& path, torch::Device device) {
@@ -290,9 +285,7 @@ AutoencoderKL load_vae(const std::string& path, torch::Device device) {
     throw CheckpointError(path + ": its __metadata__ 'vae' is not the options JSON of a diffuse VAE (" + e.what() + ")");
   }
   AutoencoderKL vae(o);
-  StateDict weights;
-  for (const auto& [name, tensor] : file.tensors) weights[name] = tensor;
-  copy_mapped(*vae, weights, path, "vae", diffusers_vae_name);
+  copy_mapped(*vae, file.tensor_map(), path, "vae", diffusers_vae_name);
   vae->to(device);
   vae->eval();
   return vae;

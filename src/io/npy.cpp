@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 
 namespace diffuse {
 namespace {
@@ -60,7 +61,7 @@ torch::Tensor read_npy(const std::string& path) {
   auto tensor = torch::empty(sizes, torch::TensorOptions().dtype(type));
   const uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
   if (data_start + bytes != file_bytes)
-    throw DataError(path + ": .npy shape " + c10::str(tensor.sizes()) + " of " + descr[1].str() + " needs " +
+    throw DataError(path + ": .npy shape " + shape_text(tensor.sizes()) + " of " + descr[1].str() + " needs " +
                     std::to_string(bytes) + " data bytes, the file holds " + std::to_string(file_bytes - data_start));
   in.read(static_cast<char*>(tensor.data_ptr()), static_cast<std::streamsize>(bytes));
   if (!in) throw DataError(path + ": read failed");

@@ -134,6 +134,10 @@ torch::Tensor SafetensorsContents::find(const std::string& name) const {
   return {};
 }
 
+std::map<std::string, torch::Tensor> SafetensorsContents::tensor_map() const {
+  return {tensors.begin(), tensors.end()};
+}
+
 bool is_safetensors_path(const std::string& path) {
   return std::filesystem::path(path).extension() == ".safetensors";
 }
@@ -182,7 +186,7 @@ SafetensorsContents read_safetensors(const std::string& path) {
   return contents;
 }
 
-void write_safetensors(const std::string& path, const SafetensorsContents& contents) {
+uint64_t write_safetensors(const std::string& path, const SafetensorsContents& contents) {
   nlohmann::json header = nlohmann::json::object();
   std::vector<torch::Tensor> host;
   uint64_t offset = 0;
@@ -207,6 +211,7 @@ void write_safetensors(const std::string& path, const SafetensorsContents& conte
     for (const auto& tensor : host)
       out.write(static_cast<const char*>(tensor.data_ptr()), static_cast<std::streamsize>(tensor.numel() * tensor.element_size()));
   });
+  return offset;
 }
 
 }  // namespace diffuse

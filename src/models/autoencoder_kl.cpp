@@ -199,24 +199,28 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latents) {
   return decoder_->forward(post_quant_conv_->forward(latents));
 }
 
-torch::Tensor encode_images(AutoencoderKL& vae, const torch::Tensor& images, int64_t batch_size, torch::Device device) {
+namespace {
+
+// `fn` over `inputs` in batches of `batch_size` on `device`, without gradients, gathered on the CPU.
+template <class Fn>
+torch::Tensor map_in_batches(const torch::Tensor& inputs, int64_t batch_size, torch::Device device, Fn fn) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> latents;
-  for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-    const auto batch = images.narrow(0, begin, std::min(batch_size, images.size(0) - begin)).to(device, torch::kFloat32);
-    latents.push_back(vae->encode_scaled(batch).cpu());
-  }
-  return torch::cat(latents);
+  std::vector<torch::Tensor> outputs;
+  for (int64_t begin = 0; begin < inputs.size(0); begin += batch_size)
+    outputs.push_back(
+        fn(inputs.narrow(0, begin, std::min(batch_size, inputs.size(0) - begin)).to(device, torch::kFloat32)).cpu());
+  return torch::cat(outputs);
+}
+
+}  // namespace
+
+torch::Tensor encode_images(AutoencoderKL& vae, const torch::Tensor& images, int64_t batch_size, torch::Device device) {
+  return map_in_batches(images, batch_size, device, [&](const torch::Tensor& batch) { return vae->encode_scaled(batch); });
 }
 
 torch::Tensor decode_latents(AutoencoderKL& vae, const torch::Tensor& latents, int64_t batch_size, torch::Device device) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> pictures;
-  for (int64_t begin = 0; begin < latents.size(0); begin += batch_size) {
-    const auto batch = latents.narrow(0, begin, std::min(batch_size, latents.size(0) - begin)).to(device, torch::kFloat32);
-    pictures.push_back(vae->decode_scaled(batch).clamp(-1.0, 1.0).cpu());
-  }
-  return torch::cat(pictures);
+  return map_in_batches(latents, batch_size, device,
+                        [&](const torch::Tensor& batch) { return vae->decode_scaled(batch).clamp(-1.0, 1.0); });
 }
 
 }  // namespace diffuse

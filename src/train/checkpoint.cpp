@@ -15,6 +15,7 @@
 
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/distill/consistency_distillation.h"
 #include "diffuse/io/safetensors.h"
 #include "diffuse/models/registry.h"
@@ -80,12 +81,6 @@ std::string hex32(uint32_t value) {
   return text;
 }
 
-std::string shape_text(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
-
 // Parameters and buffers by dotted name, as one dictionary (readable with shape checks).
 c10::Dict<std::string, torch::Tensor> module_state(const torch::nn::Module& module) {
   c10::Dict<std::string, torch::Tensor> state;
@@ -108,11 +103,11 @@ void load_named_weights(torch::nn::Module& module, const std::map<std::string, t
   auto copy = [&](const std::string& name, const torch::Tensor& target) {
     const auto it = weights.find(name);
     if (it == weights.end())
-      throw CheckpointError(where + " weights lack '" + name + "' (shape " + shape_text(target) +
+      throw CheckpointError(where + " weights lack '" + name + "' (shape " + shape_text(target.sizes()) +
                             "): the checkpoint was trained with a different architecture");
     if (it->second.sizes() != target.sizes())
-      throw CheckpointError(where + " weight '" + name + "' has shape " + shape_text(it->second) +
-                            " in the checkpoint but " + shape_text(target) + " in the model: the architecture differs");
+      throw CheckpointError(where + " weight '" + name + "' has shape " + shape_text(it->second.sizes()) +
+                            " in the checkpoint but " + shape_text(target.sizes()) + " in the model: the architecture differs");
     target.copy_(it->second);
   };
   const auto params = module.named_parameters(true);
@@ -344,7 +339,7 @@ ModelSource read_exported_model(const std::string& path, bool use_ema) {
   source.has_ema = weights == "ema";
   if (use_ema != source.has_ema)
     spdlog::warn("{}: holds only the {} weights (exported so); using them", path, weights);
-  for (const auto& [name, tensor] : file.tensors) source.weights[name] = tensor;
+  source.weights = file.tensor_map();
   source.where = path + ": " + weights;
   return source;
 }

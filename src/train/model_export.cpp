@@ -8,13 +8,18 @@
 
 namespace diffuse {
 
+std::vector<std::pair<std::string, torch::Tensor>> module_tensors(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : module.named_parameters(true)) tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+  return tensors;
+}
+
 ExportSummary write_exported_model(const std::string& out, DiffusionNet& net, const ExperimentConfig& config,
                                    int64_t step, const std::string& weights, const std::vector<std::string>& class_names) {
   SafetensorsContents file;
-  for (const auto& p : net.named_parameters(true)) file.tensors.emplace_back(p.key(), p.value());
-  for (const auto& b : net.named_buffers(true)) file.tensors.emplace_back(b.key(), b.value());
+  file.tensors = module_tensors(net);
   ExportSummary summary;
-  for (const auto& entry : file.tensors) summary.bytes += entry.second.numel() * entry.second.element_size();
   summary.tensors = static_cast<int64_t>(file.tensors.size());
   summary.weights = weights;
   summary.step = step;
@@ -23,7 +28,7 @@ ExportSummary write_exported_model(const std::string& out, DiffusionNet& net, co
                    {"step", std::to_string(step)},
                    {"weights", weights},
                    {"class_names", nlohmann::json(class_names).dump()}};
-  write_safetensors(out, file);
+  summary.bytes = static_cast<int64_t>(write_safetensors(out, file));
   return summary;
 }
 

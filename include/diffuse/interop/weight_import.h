@@ -38,8 +38,9 @@ struct ImportSummary {
 ImportSummary import_weights(const ImportOptions& options);
 
 // VAE files (diffuse import --from diffusers-vae): the AutoencoderKL weights under diffusers'
-// names, its options as JSON in the __metadata__ ("format": diffuse-vae-1).
-void write_vae(const std::string& path, AutoencoderKL& vae);
+// names, its options as JSON in the __metadata__ ("format": diffuse-vae-1). Returns the data
+// bytes written.
+uint64_t write_vae(const std::string& path, AutoencoderKL& vae);
 // Loads a VAE file onto `device` in eval mode; a CheckpointError names the path otherwise.
 AutoencoderKL load_vae(const std::string& path, torch::Device device);
 

@@ -8,6 +8,7 @@
 // and the tensor.
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -21,14 +22,17 @@ struct SafetensorsContents {
 
   // The tensor called `name`, or an undefined tensor.
   torch::Tensor find(const std::string& name) const;
+  // The tensors by name.
+  std::map<std::string, torch::Tensor> tensor_map() const;
 };
 
 // Reads every tensor onto the CPU. Dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
 SafetensorsContents read_safetensors(const std::string& path);
 
 // Writes `tensors` (any device, made contiguous on the CPU) and `metadata` atomically; names
-// must be unique and non-empty, and "__metadata__" is reserved.
-void write_safetensors(const std::string& path, const SafetensorsContents& contents);
+// must be unique and non-empty, and "__metadata__" is reserved. Returns the data bytes written
+// (the tensors, without the header).
+uint64_t write_safetensors(const std::string& path, const SafetensorsContents& contents);
 
 // True where the file is a safetensors file: its name ends in .safetensors.
 bool is_safetensors_path(const std::string& path);

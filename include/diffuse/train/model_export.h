@@ -5,6 +5,7 @@
 // it wherever they take a checkpoint (load_model_for_inference).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffuse/core/experiment_config.h"
@@ -21,6 +22,10 @@ struct ExportSummary {
   int64_t step = 0;
   std::string weights;  // "ema" or "raw"
 };
+
+// The parameters, then the buffers, of `module` under their dotted names: what an exported
+// file holds of a network.
+std::vector<std::pair<std::string, torch::Tensor>> module_tensors(torch::nn::Module& module);
 
 // Writes the EMA weights of `checkpoint` (or the raw ones: use_ema false, or no EMA in it)
 // to `out` atomically; `checkpoint` may itself be an exported file.
