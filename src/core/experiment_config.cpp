@@ -106,8 +106,14 @@ void parse_unet(ConfigNode n, UNetOptions& o) {
   n.check_range("dropout", o.dropout, 0.0, 0.99);
   n.read("num_groups", o.num_groups);
   n.check_int_range("num_groups", o.num_groups, 1, 1024);
+  n.read("norm_eps", o.norm_eps);
+  check_positive(n, "norm_eps", o.norm_eps, 0.1);
   n.read("scale_shift_norm", o.scale_shift_norm);
   n.read("resblock_updown", o.resblock_updown);
+  n.read_enum("downsample_padding", o.downsample_padding, kDownsamplePaddingNames);
+  if (o.resblock_updown && o.downsample_padding != DownsamplePadding::symmetric)
+    n.fail("downsample_padding", "applies to conv downsampling, but resblock_updown true downsamples by average "
+                                 "pooling; leave it symmetric or set resblock_updown false");
   n.finish();
 }
 
@@ -121,8 +127,10 @@ YAML::Node emit_unet(const UNetOptions& o) {
   emit_value(n, "head_channels", o.head_channels);
   emit_value(n, "dropout", o.dropout);
   emit_value(n, "num_groups", o.num_groups);
+  emit_value(n, "norm_eps", o.norm_eps);
   emit_value(n, "scale_shift_norm", o.scale_shift_norm);
   emit_value(n, "resblock_updown", o.resblock_updown);
+  emit_enum(n, "downsample_padding", o.downsample_padding, kDownsamplePaddingNames);
   return n;
 }
 
@@ -141,6 +149,8 @@ void parse_dit(ConfigNode n, DiTOptions& o) {
   n.check_int_range("patch_size", o.patch_size, 1, 64);
   n.read("mlp_ratio", o.mlp_ratio);
   check_positive(n, "mlp_ratio", o.mlp_ratio, 64.0);
+  n.read("mlp_norm_eps", o.mlp_norm_eps);
+  check_positive(n, "mlp_norm_eps", o.mlp_norm_eps, 0.1);
   n.finish();
 }
 
@@ -151,6 +161,7 @@ YAML::Node emit_dit(const DiTOptions& o) {
   emit_value(n, "num_heads", o.num_heads);
   emit_value(n, "patch_size", o.patch_size);
   emit_value(n, "mlp_ratio", o.mlp_ratio);
+  emit_value(n, "mlp_norm_eps", o.mlp_norm_eps);
   return n;
 }
 
@@ -186,6 +197,11 @@ ModelOptions parse_model(ConfigNode n) {
   n.read("learn_sigma", o.learn_sigma);
   if (o.learn_sigma && o.arch == ModelArch::classifier)
     n.fail("learn_sigma", "a classifier has no variance output");
+  ConfigNode timestep = n.child("timestep");
+  timestep.read_enum("order", o.timestep.order, kTimestepOrderNames);
+  timestep.read("freq_shift", o.timestep.freq_shift);
+  timestep.check_int_range("freq_shift", o.timestep.freq_shift, 0, 1);
+  timestep.finish();
   parse_unet(n.child("unet"), o.unet);
   parse_dit(n.child("dit"), o.dit);
   n.finish();
@@ -200,6 +216,10 @@ YAML::Node emit_model(const ModelOptions& o) {
   emit_value(n, "image_size", o.image_size);
   emit_value(n, "num_classes", o.num_classes);
   emit_value(n, "learn_sigma", o.learn_sigma);
+  YAML::Node timestep;
+  emit_enum(timestep, "order", o.timestep.order, kTimestepOrderNames);
+  emit_value(timestep, "freq_shift", o.timestep.freq_shift);
+  n["timestep"] = timestep;
   if (o.arch == ModelArch::unet || o.arch == ModelArch::classifier) n["unet"] = emit_unet(o.unet);
   if (o.arch == ModelArch::dit) n["dit"] = emit_dit(o.dit);
   return n;

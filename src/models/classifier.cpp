@@ -64,7 +64,7 @@ class EncoderClassifier final : public ClassifierNet {
     middle_in_ = register_module("middle_in", make.res(ch, ch));
     middle_attention_ = register_module("middle_attention", make.attention(ch));
     middle_out_ = register_module("middle_out", make.res(ch, ch));
-    out_norm_ = register_module("out_norm", group_norm(u.num_groups, ch));
+    out_norm_ = register_module("out_norm", group_norm(u.num_groups, ch, u.norm_eps));
     const int64_t side = layout.level_sizes.back();
     pool_ = register_module("pool", AttentionPool(side * side, ch, heads_for(u, ch), options.num_classes));
   }
@@ -74,7 +74,7 @@ class EncoderClassifier final : public ClassifierNet {
         noise_cond.size(0) != x.size(0))
       throw DataError("classifier: expected x [B, " + std::to_string(options_.in_channels) +
                       ", H, W] and noise_cond [B], got " + shape_of(x) + " and " + shape_of(noise_cond));
-    auto emb = sinusoidal_embedding(noise_cond, options_.unet.base_channels)
+    auto emb = sinusoidal_embedding(noise_cond, options_.unet.base_channels, options_.timestep)
                    .to(time_embed_in_->weight.scalar_type());                   // [B, base]
     emb = time_embed_out_(F::silu(time_embed_in_(emb)));                        // [B, 4·base]
     auto h = input_conv_(x);                                                    // [B, base, H, W]

@@ -41,9 +41,8 @@ constexpr int64_t kTimestepFeatures = 256;
 constexpr double kLayerNormEps = 1e-6;
 
 // Blocks normalise without affine parameters: the adaLN modulation supplies scale and shift.
-torch::nn::LayerNorm plain_layer_norm(int64_t dim) {
-  return torch::nn::LayerNorm(
-      torch::nn::LayerNormOptions({dim}).elementwise_affine(false).eps(kLayerNormEps));
+torch::nn::LayerNorm plain_layer_norm(int64_t dim, double eps = kLayerNormEps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).elementwise_affine(false).eps(eps));
 }
 
 // adaLN (Peebles & Xie §3.2): per-sample scale and shift regressed from c, broadcast over tokens.
@@ -75,17 +74,21 @@ torch::Tensor sincos_embedding_2d(int64_t grid, int64_t dim) {
 // Embeds the noise condition (t or c_noise) into [B, D]: sinusoid → Linear → SiLU → Linear.
 class TimestepEmbedderImpl : public torch::nn::Module {
  public:
-  explicit TimestepEmbedderImpl(int64_t hidden_size)
+  TimestepEmbedderImpl(int64_t hidden_size, const TimestepFeatures& features)
       : mlp(register_module("mlp", torch::nn::Sequential(
                                        torch::nn::Linear(kTimestepFeatures, hidden_size),
                                        torch::nn::SiLU(),
-                                       torch::nn::Linear(hidden_size, hidden_size)))) {}
+                                       torch::nn::Linear(hidden_size, hidden_size)))),
+        features_(features) {}
 
   torch::Tensor forward(const torch::Tensor& noise_cond) {
-    return mlp->forward(sinusoidal_embedding(noise_cond, kTimestepFeatures));  // [B, D]
+    return mlp->forward(sinusoidal_embedding(noise_cond, kTimestepFeatures, features_));  // [B, D]
   }
 
   torch::nn::Sequential mlp;
+
+ private:
+  TimestepFeatures features_;
 };
 TORCH_MODULE(TimestepEmbedder);
 
@@ -94,11 +97,11 @@ TORCH_MODULE(TimestepEmbedder);
 // starts as the identity.
 class DiTBlockImpl : public torch::nn::Module {
  public:
-  DiTBlockImpl(int64_t hidden_size, int64_t num_heads, double mlp_ratio) {
-    const auto mlp_hidden = static_cast<int64_t>(static_cast<double>(hidden_size) * mlp_ratio);
+  DiTBlockImpl(int64_t hidden_size, const DiTOptions& dit) {
+    const auto mlp_hidden = static_cast<int64_t>(static_cast<double>(hidden_size) * dit.mlp_ratio);
     norm1 = register_module("norm1", plain_layer_norm(hidden_size));
-    attn = register_module("attn", DiTAttention(hidden_size, num_heads));
-    norm2 = register_module("norm2", plain_layer_norm(hidden_size));
+    attn = register_module("attn", DiTAttention(hidden_size, dit.num_heads));
+    norm2 = register_module("norm2", plain_layer_norm(hidden_size, dit.mlp_norm_eps));
     mlp = register_module("mlp", torch::nn::Sequential(
                                      torch::nn::Linear(hidden_size, mlp_hidden),
                                      torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
@@ -200,13 +203,13 @@ class DiTImpl : public DiffusionNet {
         torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, hidden, patch).stride(patch)));
     // Fixed, not trained (DiT §3.1, following MAE): a buffer, saved with the model.
     pos_embed_ = register_buffer("pos_embed", sincos_embedding_2d(grid_, hidden).unsqueeze(0));  // [1, N, D]
-    t_embedder_ = register_module("t_embedder", TimestepEmbedder(hidden));
+    t_embedder_ = register_module("t_embedder", TimestepEmbedder(hidden, options.timestep));
     if (options.num_classes > 0)
       // Index num_classes is the null label that classifier-free guidance trains through dropout.
       y_embedder_ = register_module("y_embedder", torch::nn::Embedding(options.num_classes + 1, hidden));
     auto block_list = register_module("blocks", torch::nn::ModuleList());
     for (int i = 0; i < options.dit.depth; ++i) {
-      blocks_.push_back(DiTBlock(hidden, options.dit.num_heads, options.dit.mlp_ratio));
+      blocks_.push_back(DiTBlock(hidden, options.dit));
       block_list->push_back(blocks_.back());
     }
     final_layer_ = register_module("final_layer", FinalLayer(hidden, patch, out_channels_));

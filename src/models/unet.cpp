@@ -67,7 +67,7 @@ class UNet final : public DiffusionNet {
       }
     }
 
-    out_norm_ = register_module("out_norm", group_norm(u.num_groups, ch));
+    out_norm_ = register_module("out_norm", group_norm(u.num_groups, ch, u.norm_eps));
     out_conv_ = register_module("out_conv", zero_init(conv3x3(ch, out_channels)));
   }
 
@@ -75,7 +75,7 @@ class UNet final : public DiffusionNet {
                         const torch::Tensor& labels) override {
     check_inputs(x, noise_cond, labels);
     const int64_t base = options_.unet.base_channels;
-    auto emb = sinusoidal_embedding(noise_cond, base)
+    auto emb = sinusoidal_embedding(noise_cond, base, options_.timestep)
                    .to(time_embed_in_->weight.scalar_type());               // [B, base]
     emb = time_embed_out_(F::silu(time_embed_in_(emb)));                    // [B, 4·base]
     if (label_embed_) emb = emb + label_embed_(labels);                     // [B, 4·base]

@@ -62,6 +62,11 @@ UNetLayout validate_options(const ModelOptions& options) {
            std::to_string(options.image_size) + "x" + std::to_string(options.image_size) +
            " image is down to 1 pixel after " + std::to_string(level - 1) +
            " halvings; use at most " + std::to_string(level) + " levels or larger images");
+    if (u.downsample_padding == DownsamplePadding::bottom_right && layout.level_sizes.back() % 2 != 0)
+      fail("model.unet.downsample_padding bottom_right halves even feature maps only, but level " +
+           std::to_string(level - 1) + " of a " + std::to_string(options.image_size) + "x" +
+           std::to_string(options.image_size) + " image is " + std::to_string(layout.level_sizes.back()) +
+           " pixels wide; use symmetric, fewer levels or another image size");
     layout.level_sizes.push_back(downsampled_size(layout.level_sizes.back()));
   }
 

@@ -14,16 +14,15 @@ namespace diffuse::unet_blocks {
 
 namespace F = torch::nn::functional;
 
-// ADM's GroupNorm32 uses PyTorch's default ε.
-constexpr double kGroupNormEps = 1e-5;
-
-inline torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
-  return torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, channels).eps(kGroupNormEps));
+// ε: model.unet.norm_eps (ADM's GroupNorm32 uses PyTorch's default 1e-5, DDPM 1e-6).
+inline torch::nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps) {
+  return torch::nn::GroupNorm(torch::nn::GroupNormOptions(groups, channels).eps(eps));
 }
 
-inline torch::nn::Conv2d conv3x3(int64_t in_channels, int64_t out_channels, int64_t stride = 1) {
+inline torch::nn::Conv2d conv3x3(int64_t in_channels, int64_t out_channels, int64_t stride = 1,
+                                 int64_t padding = 1) {
   return torch::nn::Conv2d(
-      torch::nn::Conv2dOptions(in_channels, out_channels, 3).stride(stride).padding(1));
+      torch::nn::Conv2dOptions(in_channels, out_channels, 3).stride(stride).padding(padding));
 }
 
 inline torch::nn::Conv2d conv1x1(int64_t in_channels, int64_t out_channels) {
@@ -74,16 +73,17 @@ enum class Resample { none, down, up };
 // (BigGAN-style, ADM resblock_updown) both branches are resampled after the first SiLU(GN).
 class ResBlockImpl : public torch::nn::Module {
  public:
-  ResBlockImpl(int64_t in_channels, int64_t out_channels, int64_t emb_channels, double dropout,
-               int64_t groups, bool scale_shift_norm, Resample resample = Resample::none)
-      : scale_shift_norm_(scale_shift_norm), resample_(resample) {
-    in_norm_ = register_module("in_norm", group_norm(groups, in_channels));
+  // Reads dropout, num_groups, norm_eps and scale_shift_norm of `unet`.
+  ResBlockImpl(int64_t in_channels, int64_t out_channels, int64_t emb_channels, const UNetOptions& unet,
+               Resample resample = Resample::none)
+      : scale_shift_norm_(unet.scale_shift_norm), resample_(resample) {
+    in_norm_ = register_module("in_norm", group_norm(unet.num_groups, in_channels, unet.norm_eps));
     in_conv_ = register_module("in_conv", conv3x3(in_channels, out_channels));
     emb_proj_ = register_module(
         "emb_proj",
-        torch::nn::Linear(emb_channels, scale_shift_norm ? 2 * out_channels : out_channels));
-    out_norm_ = register_module("out_norm", group_norm(groups, out_channels));
-    dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
+        torch::nn::Linear(emb_channels, scale_shift_norm_ ? 2 * out_channels : out_channels));
+    out_norm_ = register_module("out_norm", group_norm(unet.num_groups, out_channels, unet.norm_eps));
+    dropout_ = register_module("dropout", torch::nn::Dropout(unet.dropout));
     out_conv_ = register_module("out_conv", zero_init(conv3x3(out_channels, out_channels)));
     if (in_channels != out_channels)
       skip_ = register_module("skip", conv1x1(in_channels, out_channels));
@@ -133,8 +133,8 @@ TORCH_MODULE(ResBlock);
 // LibTorch version has one (compat::scaled_dot_product_attention).
 class AttentionBlockImpl : public torch::nn::Module {
  public:
-  AttentionBlockImpl(int64_t channels, int64_t heads, int64_t groups) : heads_(heads) {
-    norm_ = register_module("norm", group_norm(groups, channels));
+  AttentionBlockImpl(int64_t channels, int64_t heads, int64_t groups, double eps) : heads_(heads) {
+    norm_ = register_module("norm", group_norm(groups, channels, eps));
     qkv_ = register_module("qkv", conv1x1(channels, 3 * channels));
     proj_ = register_module("proj", zero_init(conv1x1(channels, channels)));
   }
@@ -167,22 +167,27 @@ class AttentionBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AttentionBlock);
 
-// Resampling by convolution (DDPM, ADM without resblock_updown): a strided 3×3 conv down,
-// nearest-neighbour ×2 followed by a 3×3 conv up.
+// Resampling by convolution (DDPM, ADM without resblock_updown): a strided 3×3 conv down
+// (padded as model.unet.downsample_padding says), nearest-neighbour ×2 followed by a 3×3
+// conv up.
 class ConvResampleImpl : public torch::nn::Module {
  public:
-  ConvResampleImpl(int64_t channels, Resample direction) : direction_(direction) {
+  ConvResampleImpl(int64_t channels, Resample direction,
+                   DownsamplePadding padding = DownsamplePadding::symmetric)
+      : direction_(direction), bottom_right_(direction == Resample::down && padding == DownsamplePadding::bottom_right) {
     const int64_t stride = direction == Resample::down ? 2 : 1;
-    conv_ = register_module("conv", conv3x3(channels, channels, stride));
+    conv_ = register_module("conv", conv3x3(channels, channels, stride, bottom_right_ ? 0 : 1));
   }
 
   torch::Tensor forward(const torch::Tensor& x, c10::IntArrayRef up_size) {
     if (direction_ == Resample::up) return conv_(nearest_up(x, up_size));  // [B, C, H_up, W_up]
+    if (bottom_right_) return conv_(F::pad(x, F::PadFuncOptions({0, 1, 0, 1})));  // [B, C, H/2, W/2]
     return conv_(x);                                                        // [B, C, ⌈H/2⌉, ⌈W/2⌉]
   }
 
  private:
   Resample direction_;
+  bool bottom_right_;
   torch::nn::Conv2d conv_{nullptr};
 };
 TORCH_MODULE(ConvResample);
@@ -247,15 +252,15 @@ class BlockFactory {
  public:
   BlockFactory(const UNetOptions& unet, int64_t emb_channels) : unet_(unet), emb_channels_(emb_channels) {}
   ResBlock res(int64_t in, int64_t out, Resample resample = Resample::none) const {
-    return ResBlock(in, out, emb_channels_, unet_.dropout, unet_.num_groups, unet_.scale_shift_norm, resample);
+    return ResBlock(in, out, emb_channels_, unet_, resample);
   }
   AttentionBlock attention(int64_t channels) const {
-    return AttentionBlock(channels, heads_for(unet_, channels), unet_.num_groups);
+    return AttentionBlock(channels, heads_for(unet_, channels), unet_.num_groups, unet_.norm_eps);
   }
   // A level-changing layer: BigGAN-style ResBlock or a conv (see ConvResample).
   UNetBlock resample(int64_t channels, Resample direction) const {
     if (unet_.resblock_updown) return UNetBlock(nullptr, nullptr, res(channels, channels, direction), nullptr);
-    return UNetBlock(nullptr, nullptr, nullptr, ConvResample(channels, direction));
+    return UNetBlock(nullptr, nullptr, nullptr, ConvResample(channels, direction, unet_.downsample_padding));
   }
 
  private:

@@ -20,14 +20,24 @@ namespace {
 
 std::string fixture(const std::string& name) { return (test::source_dir() / "tests/data/interop" / name).string(); }
 
+ImportOptions request(ImportSource source, const std::string& weights, const std::string& out,
+                      const std::string& config = "") {
+  ImportOptions options;
+  options.source = source;
+  options.weights = weights;
+  options.out = out;
+  options.config = config;
+  return options;
+}
+
 std::string import_error(const std::string& weights, const std::string& out) {
-  return test::error_message<CheckpointError>([&] { import_weights({ImportSource::dit_official, weights, out, ""}); });
+  return test::error_message<CheckpointError>([&] { import_weights(request(ImportSource::dit_official, weights, out)); });
 }
 
 // Our forward pass of the imported model against the DiT repository's output.
 void expect_reference_forward(const std::string& weights) {
   test::TempDir dir;
-  const ImportSummary summary = import_weights({ImportSource::dit_official, weights, dir.file("dit.safetensors"), ""});
+  const ImportSummary summary = import_weights(request(ImportSource::dit_official, weights, dir.file("dit.safetensors")));
   EXPECT_EQ(summary.description, "DiT depth 2, hidden 128, 2 heads, patch 2, 4×8×8 inputs, 3 classes, learned variance");
   LoadedModel model = load_model_for_inference(dir.file("dit.safetensors"), true, torch::kCPU);
   const auto& o = model.config.model;
@@ -106,7 +116,7 @@ TEST(WeightImport, DitOfficialNamesTheFirstTensorThatDoesNotFit) {
 TEST(WeightImport, DiffusersVaeMatchesTheReferenceEncodeAndDecode) {
   test::TempDir dir;
   const ImportSummary summary =
-      import_weights({ImportSource::diffusers_vae, fixture("diffusers_vae"), dir.file("vae.safetensors"), ""});
+      import_weights(request(ImportSource::diffusers_vae, fixture("diffusers_vae"), dir.file("vae.safetensors")));
   EXPECT_EQ(summary.description,
             "AutoencoderKL, channels [16, 32], 1 resnets per block, 4 latent channels (÷2), scaling factor 0.18215");
   AutoencoderKL vae = load_vae(dir.file("vae.safetensors"), torch::kCPU);
@@ -140,15 +150,15 @@ TEST(WeightImport, DiffusersVaeReadsTheOlderAttentionNames) {
       }
   EXPECT_EQ(renamed, 16);  // 4 projections × weight and bias × encoder and decoder
   write_safetensors(dir.file("old.safetensors"), contents);
-  import_weights({ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("vae.safetensors"),
-                  fixture("diffusers_vae/config.json")});
+  import_weights(request(ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("vae.safetensors"),
+                  fixture("diffusers_vae/config.json")));
   AutoencoderKL vae = load_vae(dir.file("vae.safetensors"), torch::kCPU);
   const auto io = read_safetensors(fixture("diffusers_vae_io.safetensors"));
   torch::NoGradGuard no_grad;
   EXPECT_LT((vae->decode(io.find("z")) - io.find("decoded")).abs().max().item<double>(), 1e-4);
   // Without config.json the group count falls back to the SD VAE's 32, which 16 channels do not take.
   EXPECT_CONTAINS(test::error_message<ConfigError>([&] {
-                    import_weights({ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("x.safetensors"), ""});
+                    import_weights(request(ImportSource::diffusers_vae, dir.file("old.safetensors"), dir.file("x.safetensors")));
                   }),
                   "vae: every block_out_channels entry must be a positive multiple of norm_num_groups (32), found 16");
   EXPECT_CONTAINS(test::error_message<CheckpointError>([&] { load_vae(fixture("dit_official.safetensors"), torch::kCPU); }),

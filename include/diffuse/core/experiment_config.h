@@ -47,6 +47,15 @@ inline constexpr std::array<EnumName<ModelArch>, 3> kModelArchNames{{
     {"classifier", ModelArch::classifier},
 }};
 
+// Downsampling by strided 3×3 conv: padding 1 on every side (ADM), or 0 left/top and 1
+// right/bottom, as DDPM's TensorFlow 'SAME' convs on even maps and diffusers'
+// downsample_padding 0 do (even feature maps only).
+enum class DownsamplePadding { symmetric, bottom_right };
+inline constexpr std::array<EnumName<DownsamplePadding>, 2> kDownsamplePaddingNames{{
+    {"symmetric", DownsamplePadding::symmetric},
+    {"bottom_right", DownsamplePadding::bottom_right},
+}};
+
 struct UNetOptions {
   int base_channels = 64;
   std::vector<int> channel_mult{1, 2, 2};
@@ -56,6 +65,8 @@ struct UNetOptions {
   int head_channels = -1;   // > 0: heads = channels / head_channels (overrides num_heads)
   double dropout = 0.0;
   int num_groups = 32;      // GroupNorm groups
+  double norm_eps = 1e-5;   // GroupNorm ε (ADM: PyTorch's default; DDPM: 1e-6)
+  DownsamplePadding downsample_padding = DownsamplePadding::symmetric;
   bool scale_shift_norm = true;  // ADM's adaptive GroupNorm (scale, shift) from the embedding
   bool resblock_updown = false;  // BigGAN-style resblocks for down/up-sampling
 };
@@ -66,6 +77,21 @@ struct DiTOptions {
   int num_heads = 6;
   int patch_size = 2;
   double mlp_ratio = 4.0;
+  double mlp_norm_eps = 1e-6;  // ε of the LayerNorm before each MLP (DiT repository 1e-6, diffusers 1e-5)
+};
+
+// The sinusoidal features of the noise condition (models/embeddings.h):
+// frequencies 10000^(-i/(h - freq_shift)), i < h = dim/2, in the order [cos | sin] (ADM, the
+// DiT repository) or [sin | cos] (DDPM). freq_shift 1 is DDPM's and diffusers' DiT's.
+enum class TimestepOrder { cos_sin, sin_cos };
+inline constexpr std::array<EnumName<TimestepOrder>, 2> kTimestepOrderNames{{
+    {"cos_sin", TimestepOrder::cos_sin},
+    {"sin_cos", TimestepOrder::sin_cos},
+}};
+
+struct TimestepFeatures {
+  TimestepOrder order = TimestepOrder::cos_sin;
+  int freq_shift = 0;  // 0 or 1
 };
 
 struct ModelOptions {
@@ -75,6 +101,7 @@ struct ModelOptions {
   int image_size = 0;       // 0: from the dataset
   int num_classes = -1;     // -1: from the dataset (class-conditional); 0: unconditional
   bool learn_sigma = false; // output doubles its channels; hybrid loss (Nichol & Dhariwal 2021)
+  TimestepFeatures timestep;
   UNetOptions unet;
   DiTOptions dit;
 };

@@ -12,9 +12,11 @@
 
 namespace diffuse {
 
-enum class ImportSource { dit_official, diffusers_vae };
-inline constexpr std::array<EnumName<ImportSource>, 2> kImportSourceNames{{
+enum class ImportSource { dit_official, diffusers_dit, diffusers_unet2d, diffusers_vae };
+inline constexpr std::array<EnumName<ImportSource>, 4> kImportSourceNames{{
     {"dit-official", ImportSource::dit_official},
+    {"diffusers-dit", ImportSource::diffusers_dit},
+    {"diffusers-unet2d", ImportSource::diffusers_unet2d},
     {"diffusers-vae", ImportSource::diffusers_vae},
 }};
 
@@ -25,6 +27,10 @@ struct ImportOptions {
   std::string weights;
   std::string out;     // the file to write (.safetensors)
   std::string config;  // optional diffusers config.json ("" : the folder's, else shapes and defaults)
+  // Optional diffusers scheduler_config.json of the pipeline ("" : the scheduler/ folder next
+  // to a --weights folder, else DDPM's linear β schedule over 1000 steps, ε prediction).
+  std::string scheduler;
+  int num_heads = 0;   // dit-official: attention heads (0: the paper's for its widths, else 64 channels a head)
 };
 
 struct ImportSummary {
