@@ -13,7 +13,19 @@ diffusers-vae: a small AutoencoderKL of diffusers (random weights), saved with
 save_pretrained (diffusers_vae/: config.json and diffusion_pytorch_model.safetensors), with
 images, their posterior mean and log variance, latents and their decoding.
 
+diffusers-unet2d: two small UNet2DModel of diffusers (random weights), each saved with
+save_pretrained under a pipeline folder (diffusers_ddpm*/unet/) next to its scheduler's
+config (scheduler/): one configured as google/ddpm-cifar10-32 is (DDPM's [sin | cos]
+timestep features with frequency shift 1, GroupNorm eps 1e-6, bottom-right downsample
+padding, one attention head), one with diffusers' defaults, scale-shift time conditioning,
+4 channels a head and a learned variance; with an input (x, t) and the output.
+
+diffusers-dit: a small DiTTransformer2DModel of diffusers (random weights; every block's
+copy of the timestep and label embedders equal to block 0's, as in the converted DiT
+checkpoints), with an input (x, t, y) and the output.
+
 usage: make_interop_fixtures.py --dit-repo PATH_TO_DiT_CHECKOUT [--out tests/data/interop]
+                                [--only dit-official,diffusers-vae,diffusers-unet2d,diffusers-dit]
 """
 import argparse
 import pathlib
@@ -69,15 +81,89 @@ def diffusers_vae(out: pathlib.Path) -> None:
     print(f"diffusers-vae: {sum(p.numel() for p in vae.parameters())} parameters, decoded std {decoded.std():.3f}")
 
 
+def randomise(model: torch.nn.Module, scale: float = 0.05) -> None:
+    """Random norms and biases too, so that no mapping error hides behind an init of 1 or 0."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * scale)
+
+
+def save_scheduler(folder: pathlib.Path, **settings) -> None:
+    from diffusers import DDPMScheduler
+
+    DDPMScheduler(num_train_timesteps=1000, **settings).save_pretrained(str(folder / "scheduler"))
+
+
+def diffusers_unet2d(out: pathlib.Path) -> None:
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(2)
+    # google/ddpm-cifar10-32's settings, at a small size.
+    ddpm = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(16, 32), layers_per_block=1,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                       attention_head_dim=None, flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
+                       norm_eps=1e-6, norm_num_groups=8)
+    # diffusers' defaults for what is not given, 4 channels a head, scale-shift conditioning.
+    wide = UNet2DModel(sample_size=8, in_channels=1, out_channels=2, block_out_channels=(8, 16, 16), layers_per_block=2,
+                       down_block_types=("AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D"), attention_head_dim=4,
+                       resnet_time_scale_shift="scale_shift", norm_num_groups=4)
+    for name, model, scheduler in (("diffusers_ddpm", ddpm, {"beta_schedule": "linear"}),
+                                   ("diffusers_ddpm_wide", wide,
+                                    {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"})):
+        randomise(model)
+        model.eval()
+        channels = model.config.in_channels
+        x = torch.randn(2, channels, 8, 8)
+        t = torch.tensor([7.0, 901.0])
+        with torch.no_grad():
+            output = model(x, t).sample
+        model.save_pretrained(str(out / name / "unet"), safe_serialization=True)
+        save_scheduler(out / name, **scheduler)
+        save_file({"x": x, "t": t, "output": output.contiguous()}, str(out / f"{name}_io.safetensors"))
+        print(f"diffusers-unet2d {name}: {sum(p.numel() for p in model.parameters())} parameters, "
+              f"output std {output.std():.3f}")
+
+
+def diffusers_dit(out: pathlib.Path) -> None:
+    from diffusers import DiTTransformer2DModel
+
+    torch.manual_seed(3)
+    model = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=32, in_channels=4, out_channels=8,
+                                  num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=3)
+    randomise(model, 0.08)
+    with torch.no_grad():  # one embedder, as in the DiT checkpoints diffusers converted
+        first = model.transformer_blocks[0].norm1.emb.state_dict()
+        for block in model.transformer_blocks[1:]:
+            block.norm1.emb.load_state_dict(first)
+    model.eval()
+    x = torch.randn(3, 4, 8, 8)
+    t = torch.tensor([3.0, 250.5, 999.0])
+    y = torch.tensor([0, 2, 3])  # 3: the null class of classifier-free guidance
+    with torch.no_grad():
+        output = model(x, timestep=t, class_labels=y).sample
+    model.save_pretrained(str(out / "diffusers_dit" / "transformer"), safe_serialization=True)
+    save_scheduler(out / "diffusers_dit", beta_schedule="linear")
+    save_file({"x": x, "t": t, "y": y, "output": output.contiguous()}, str(out / "diffusers_dit_io.safetensors"))
+    print(f"diffusers-dit: {sum(p.numel() for p in model.parameters())} parameters, output std {output.std():.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dit-repo", required=True, type=pathlib.Path)
+    parser.add_argument("--dit-repo", type=pathlib.Path, help="a checkout of the DiT repository (for dit-official)")
+    parser.add_argument("--only", default="dit-official,diffusers-vae,diffusers-unet2d,diffusers-dit")
     parser.add_argument("--out", default=pathlib.Path(__file__).resolve().parent.parent / "tests/data/interop",
                         type=pathlib.Path)
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    dit_official(a.dit_repo, a.out)
-    diffusers_vae(a.out)
+    makers = {"dit-official": lambda: dit_official(a.dit_repo, a.out), "diffusers-vae": lambda: diffusers_vae(a.out),
+              "diffusers-unet2d": lambda: diffusers_unet2d(a.out), "diffusers-dit": lambda: diffusers_dit(a.out)}
+    for name in a.only.split(","):
+        if name not in makers:
+            parser.error(f"--only: unknown fixture '{name}' (expected some of {', '.join(makers)})")
+        if name == "dit-official" and a.dit_repo is None:
+            parser.error("--dit-repo is needed for the dit-official fixture")
+        makers[name]()
 
 
 if __name__ == "__main__":

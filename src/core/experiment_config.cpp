@@ -109,6 +109,7 @@ void parse_unet(ConfigNode n, UNetOptions& o) {
   n.read("norm_eps", o.norm_eps);
   check_positive(n, "norm_eps", o.norm_eps, 0.1);
   n.read("scale_shift_norm", o.scale_shift_norm);
+  n.read("middle_attention_norm", o.middle_attention_norm);
   n.read("resblock_updown", o.resblock_updown);
   n.read_enum("downsample_padding", o.downsample_padding, kDownsamplePaddingNames);
   if (o.resblock_updown && o.downsample_padding != DownsamplePadding::symmetric)
@@ -129,6 +130,7 @@ YAML::Node emit_unet(const UNetOptions& o) {
   emit_value(n, "num_groups", o.num_groups);
   emit_value(n, "norm_eps", o.norm_eps);
   emit_value(n, "scale_shift_norm", o.scale_shift_norm);
+  emit_value(n, "middle_attention_norm", o.middle_attention_norm);
   emit_value(n, "resblock_updown", o.resblock_updown);
   emit_enum(n, "downsample_padding", o.downsample_padding, kDownsamplePaddingNames);
   return n;

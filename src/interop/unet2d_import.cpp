@@ -160,6 +160,8 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
     throw CheckpointError(input.config_path + ": resnet_time_scale_shift '" + time_shift +
                           "' is not supported (default or scale_shift)");
   u.scale_shift_norm = time_shift == "scale_shift";
+  // UNetMidBlock2D: attn_groups defaults to resnet_groups under "default" conditioning only.
+  u.middle_attention_norm = weights.count("mid_block.attentions.0.group_norm.weight") > 0;
   u.resblock_updown = false;
   u.dropout = 0.0;
   const int padding = config_value(input, "downsample_padding", 1);

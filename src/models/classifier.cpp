@@ -62,7 +62,7 @@ class EncoderClassifier final : public ClassifierNet {
     input_blocks_ = std::move(encoder.blocks);
     const int64_t ch = encoder.channels.back();
     middle_in_ = register_module("middle_in", make.res(ch, ch));
-    middle_attention_ = register_module("middle_attention", make.attention(ch));
+    middle_attention_ = register_module("middle_attention", make.attention(ch, u.middle_attention_norm));
     middle_out_ = register_module("middle_out", make.res(ch, ch));
     out_norm_ = register_module("out_norm", group_norm(u.num_groups, ch, u.norm_eps));
     const int64_t side = layout.level_sizes.back();

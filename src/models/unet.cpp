@@ -44,7 +44,7 @@ class UNet final : public DiffusionNet {
     int64_t ch = skip_channels.back();
 
     middle_in_ = register_module("middle_in", make.res(ch, ch));
-    middle_attention_ = register_module("middle_attention", make.attention(ch));
+    middle_attention_ = register_module("middle_attention", make.attention(ch, u.middle_attention_norm));
     middle_out_ = register_module("middle_out", make.res(ch, ch));
 
     const int64_t levels = static_cast<int64_t>(u.channel_mult.size());

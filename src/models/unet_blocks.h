@@ -128,13 +128,14 @@ class ResBlockImpl : public torch::nn::Module {
 TORCH_MODULE(ResBlock);
 
 // Multi-head self-attention over the H·W positions: x + proj₀(attention(GN(x)))
-// (Ho et al. 2020 App. B with one head; ADM AttentionBlock). q, k, v come from one 1×1 conv,
+// (Ho et al. 2020 App. B with one head; ADM AttentionBlock), without the GN where `norm` is
+// false (model.unet.middle_attention_norm). q, k, v come from one 1×1 conv,
 // which keeps the input's memory format, and the product runs in the fused kernel where the
 // LibTorch version has one (compat::scaled_dot_product_attention).
 class AttentionBlockImpl : public torch::nn::Module {
  public:
-  AttentionBlockImpl(int64_t channels, int64_t heads, int64_t groups, double eps) : heads_(heads) {
-    norm_ = register_module("norm", group_norm(groups, channels, eps));
+  AttentionBlockImpl(int64_t channels, int64_t heads, int64_t groups, double eps, bool norm) : heads_(heads) {
+    if (norm) norm_ = register_module("norm", group_norm(groups, channels, eps));
     qkv_ = register_module("qkv", conv1x1(channels, 3 * channels));
     proj_ = register_module("proj", zero_init(conv1x1(channels, channels)));
   }
@@ -143,7 +144,7 @@ class AttentionBlockImpl : public torch::nn::Module {
     const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
     const int64_t head_dim = C / heads_;
     // Views in both NCHW and channels-last layouts: H·W merge, 3C splits (3, heads, d).
-    auto qkv = qkv_(norm_(x))                                             // [B, 3C, H, W]
+    auto qkv = qkv_(norm_ ? norm_(x) : x)                                 // [B, 3C, H, W]
                    .reshape({B, 3, heads_, head_dim, H * W})               // [B, 3, heads, d, N]
                    .permute({1, 0, 2, 4, 3});                              // [3, B, heads, N, d]
     auto out = compat::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);  // [B, heads, N, d]
@@ -254,8 +255,8 @@ class BlockFactory {
   ResBlock res(int64_t in, int64_t out, Resample resample = Resample::none) const {
     return ResBlock(in, out, emb_channels_, unet_, resample);
   }
-  AttentionBlock attention(int64_t channels) const {
-    return AttentionBlock(channels, heads_for(unet_, channels), unet_.num_groups, unet_.norm_eps);
+  AttentionBlock attention(int64_t channels, bool norm = true) const {
+    return AttentionBlock(channels, heads_for(unet_, channels), unet_.num_groups, unet_.norm_eps, norm);
   }
   // A level-changing layer: BigGAN-style ResBlock or a conv (see ConvResample).
   UNetBlock resample(int64_t channels, Resample direction) const {

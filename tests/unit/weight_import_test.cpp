@@ -164,3 +164,116 @@ TEST(WeightImport, DiffusersVaeReadsTheOlderAttentionNames) {
   EXPECT_CONTAINS(test::error_message<CheckpointError>([&] { load_vae(fixture("dit_official.safetensors"), torch::kCPU); }),
                   "dit_official.safetensors: not a VAE file of diffuse");
 }
+
+namespace {
+
+// Imports `weights` as `source`, loads the exported model back and checks our forward pass
+// against the reference output in `io`.
+LoadedModel import_and_compare(ImportSource source, const std::string& weights, const std::string& io_name,
+                               const std::string& expected_description) {
+  test::TempDir dir;
+  const ImportSummary summary = import_weights(request(source, weights, dir.file("model.safetensors")));
+  EXPECT_EQ(summary.description, expected_description);
+  LoadedModel model = load_model_for_inference(dir.file("model.safetensors"), true, torch::kCPU);
+  const auto io = read_safetensors(fixture(io_name));
+  torch::NoGradGuard no_grad;
+  const torch::Tensor labels = io.tensors.size() > 3 ? io.find("y") : torch::Tensor();
+  const auto output = model.precond->net().forward(io.find("x"), io.find("t"), labels);
+  const auto reference = io.find("output");
+  EXPECT_EQ(output.sizes(), reference.sizes());
+  if (output.sizes() == reference.sizes()) {
+    EXPECT_LT((output - reference).abs().max().item<double>(), 1e-4) << "reference std " << reference.std().item<double>();
+  }
+  return model;
+}
+
+}  // namespace
+
+// google/ddpm-cifar10-32's configuration (DDPM's [sin | cos] features with shift 1, GroupNorm
+// ε 1e-6, bottom-right downsample padding, one head) from a pipeline folder: unet/ with the
+// scheduler next to it.
+TEST(WeightImport, DiffusersUnet2dInTheDdpmConfigurationMatchesTheReferenceForward) {
+  const LoadedModel model = import_and_compare(
+      ImportSource::diffusers_unet2d, fixture("diffusers_ddpm/unet"), "diffusers_ddpm_io.safetensors",
+      "UNet2DModel, channels [16, 32], 1 resnets per level, attention at [4] px, 3×8×8 inputs, vp_linear 1000 steps, "
+      "eps prediction");
+  const auto& m = model.config.model;
+  EXPECT_EQ(m.timestep.order, TimestepOrder::sin_cos);
+  EXPECT_EQ(m.timestep.freq_shift, 1);
+  EXPECT_EQ(m.unet.norm_eps, 1e-6);
+  EXPECT_EQ(m.unet.downsample_padding, DownsamplePadding::bottom_right);
+  EXPECT_EQ(m.unet.num_heads, 1);
+  EXPECT_FALSE(m.unet.scale_shift_norm);
+  EXPECT_TRUE(m.unet.middle_attention_norm);
+  EXPECT_EQ(model.config.data.type, DatasetType::image_folder);
+  EXPECT_EQ(model.config.data.resolution, 8);
+}
+
+// diffusers' defaults ([cos | sin], no shift, ε 1e-5, symmetric padding), scale-shift time
+// conditioning, 4 channels a head, a learned variance, and a cosine v-prediction scheduler.
+TEST(WeightImport, DiffusersUnet2dWithScaleShiftAndLearnedVarianceMatchesTheReferenceForward) {
+  const LoadedModel model = import_and_compare(
+      ImportSource::diffusers_unet2d, fixture("diffusers_ddpm_wide/unet/"), "diffusers_ddpm_wide_io.safetensors",
+      "UNet2DModel, channels [8, 16, 16], 2 resnets per level, attention at [8] px, 1×8×8 inputs, learned variance, "
+      "vp_cosine 1000 steps, v prediction");
+  const auto& m = model.config.model;
+  EXPECT_EQ(m.timestep.order, TimestepOrder::cos_sin);
+  EXPECT_EQ(m.timestep.freq_shift, 0);
+  EXPECT_EQ(m.unet.head_channels, 4);
+  EXPECT_TRUE(m.unet.scale_shift_norm);
+  EXPECT_FALSE(m.unet.middle_attention_norm);  // UNetMidBlock2D has none under scale-shift conditioning
+  EXPECT_EQ(model.config.data.channels, 1);
+}
+
+TEST(WeightImport, DiffusersDitMatchesTheReferenceForward) {
+  const LoadedModel model = import_and_compare(
+      ImportSource::diffusers_dit, fixture("diffusers_dit/transformer"), "diffusers_dit_io.safetensors",
+      "DiT depth 2, hidden 64, 2 heads, patch 2, 4×8×8 inputs, 3 classes, learned variance");
+  EXPECT_EQ(model.config.model.timestep.freq_shift, 1);
+  EXPECT_EQ(model.config.model.dit.mlp_norm_eps, 1e-5);
+  EXPECT_EQ(model.config.data.type, DatasetType::latents);
+}
+
+// What the diffusers importers refuse, each with the file and the key or tensor.
+TEST(WeightImport, DiffusersImportersNameWhatDoesNotFit) {
+  test::TempDir dir;
+  const std::string out = dir.file("out.safetensors");
+  const auto error = [&](ImportSource source, const std::string& weights, const std::string& config = "") {
+    return test::error_message<CheckpointError>([&] { import_weights(request(source, weights, out, config)); });
+  };
+  const std::string unet = fixture("diffusers_ddpm/unet/diffusion_pytorch_model.safetensors");
+  EXPECT_CONTAINS(error(ImportSource::diffusers_unet2d, unet),
+                  "diffusers-unet2d needs the model's config.json (sample_size, the timestep features and the GroupNorm ε "
+                  "are not in the weights): pass the model folder as --weights, or --config");
+  // One side of a level with attention, the other without.
+  auto contents = read_safetensors(unet);
+  auto& tensors = contents.tensors;
+  tensors.erase(std::remove_if(tensors.begin(), tensors.end(),
+                               [](const auto& e) { return e.first.rfind("up_blocks.0.attentions.", 0) == 0; }),
+                tensors.end());
+  write_safetensors(dir.file("asymmetric.safetensors"), contents);
+  EXPECT_CONTAINS(error(ImportSource::diffusers_unet2d, dir.file("asymmetric.safetensors"),
+                        fixture("diffusers_ddpm/unet/config.json")),
+                  "asymmetric.safetensors: level 1 has attention in its down block but not in "
+                  "'up_blocks.0.attentions.0.to_qkv.weight'");
+  // A class-conditional UNet2DModel.
+  test::write_file(dir.file("classes.json"), "{\"sample_size\": 8, \"class_embed_type\": \"timestep\"}");
+  EXPECT_CONTAINS(error(ImportSource::diffusers_unet2d, unet, dir.file("classes.json")),
+                  "classes.json: class_embed_type \"timestep\" is not supported by the diffusers-unet2d importer");
+  // A diffusers DiT whose blocks carry different timestep embedders cannot be one DiT.
+  auto dit = read_safetensors(fixture("diffusers_dit/transformer/diffusion_pytorch_model.safetensors"));
+  for (auto& [name, tensor] : dit.tensors)
+    if (name == "transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.bias") tensor = tensor + 1;
+  write_safetensors(dir.file("dit.safetensors"), dit);
+  EXPECT_CONTAINS(error(ImportSource::diffusers_dit, dir.file("dit.safetensors"),
+                        fixture("diffusers_dit/transformer/config.json")),
+                  "'transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.bias' differs from block 0's");
+  EXPECT_CONTAINS(error(ImportSource::diffusers_dit, unet, fixture("diffusers_dit/transformer/config.json")),
+                  "no 'pos_embed.proj.weight' tensor: not a diffusers DiTTransformer2DModel");
+  test::write_file(dir.file("scheduler.json"), "{\"beta_schedule\": \"scaled_linear\"}");
+  ImportOptions scaled = request(ImportSource::diffusers_unet2d, fixture("diffusers_ddpm/unet"), out);
+  scaled.scheduler = dir.file("scheduler.json");
+  EXPECT_CONTAINS(test::error_message<CheckpointError>([&] { import_weights(scaled); }),
+                  "scheduler.json: beta_schedule 'scaled_linear' is not supported");
+  EXPECT_FALSE(std::filesystem::exists(out));
+}

@@ -68,6 +68,9 @@ struct UNetOptions {
   double norm_eps = 1e-5;   // GroupNorm ε (ADM: PyTorch's default; DDPM: 1e-6)
   DownsamplePadding downsample_padding = DownsamplePadding::symmetric;
   bool scale_shift_norm = true;  // ADM's adaptive GroupNorm (scale, shift) from the embedding
+  // GroupNorm before the middle attention (diffusers' UNetMidBlock2D has none under
+  // scale-shift conditioning).
+  bool middle_attention_norm = true;
   bool resblock_updown = false;  // BigGAN-style resblocks for down/up-sampling
 };
 
