@@ -589,8 +589,11 @@ TEST_F(BadInput, Flags) {
       sample_row({"--vae", "@D@/good.png"}, 1, "@D@/good.png: not a safetensors file"),
       sample_row({"--vae", "@CKPT@"}, 1, "@CKPT@: not a safetensors file"),
       // diffuse import
-      {{"import", "--from", "diffusers-unet2d", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"}, 2,
-       "--from: unknown format 'diffusers-unet2d'; valid formats: dit-official, diffusers-vae", ""},
+      {{"import", "--from", "diffusers-unet", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"}, 2,
+       "--from: unknown format 'diffusers-unet'; valid formats: dit-official, diffusers-dit, diffusers-unet2d, diffusers-vae",
+       ""},
+      {{"import", "--from", "diffusers-vae", "--heads", "4", "--weights", "@D@/w.safetensors", "--out", "@OUT@/m.safetensors"},
+       2, "--heads: only for --from dit-official", ""},
       {{"import", "--from", "dit-official", "--out", "@OUT@/m.safetensors"}, 2, "'diffuse import' needs --weights", ""},
       {{"import", "--from", "dit-official", "--weights", "@D@/w.safetensors", "--out", "@OUT@"}, 2,
        "--out: expected a file name ending in .safetensors, found '@OUT@'", ""},

@@ -232,3 +232,31 @@ TEST(Config, ClassifierKeepsItsArchWithAUNetPresetAndRoundTrips) {
   ConfigNode again = ConfigNode::load_string(emitted, "<emitted>");
   EXPECT_EQ(to_yaml_string(emit_experiment_config(parse_experiment_config(again))), emitted);
 }
+
+namespace {
+
+// parse(emit(parse(yaml))).
+ExperimentConfig reparsed(const std::string& yaml) {
+  ConfigNode node = ConfigNode::load_string(yaml, "<string>");
+  ConfigNode again = ConfigNode::load_string(to_yaml_string(emit_experiment_config(parse_experiment_config(node))), "<emitted>");
+  return parse_experiment_config(again);
+}
+
+}  // namespace
+
+// The keys that make our networks match diffusers' survive parse, emit and parse.
+TEST(Config, InteropOptionsRoundTrip) {
+  const ModelOptions m =
+      reparsed("model:\n  timestep:\n    order: sin_cos\n    freq_shift: 1\n  unet:\n    norm_eps: 0.000001\n"
+               "    downsample_padding: bottom_right\n    middle_attention_norm: false\n")
+          .model;
+  EXPECT_EQ(m.timestep.order, TimestepOrder::sin_cos);
+  EXPECT_EQ(m.timestep.freq_shift, 1);
+  EXPECT_EQ(m.unet.norm_eps, 1e-6);
+  EXPECT_EQ(m.unet.downsample_padding, DownsamplePadding::bottom_right);
+  EXPECT_FALSE(m.unet.middle_attention_norm);
+  EXPECT_EQ(reparsed("model:\n  arch: dit\n  dit:\n    mlp_norm_eps: 0.00001\n").model.dit.mlp_norm_eps, 1e-5);
+  EXPECT_CONTAINS(error_of("model:\n  unet:\n    resblock_updown: true\n    downsample_padding: bottom_right\n"),
+                  "applies to conv downsampling");
+  EXPECT_CONTAINS(error_of("model:\n  timestep:\n    freq_shift: 2\n"), "freq_shift");
+}

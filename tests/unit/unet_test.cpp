@@ -10,6 +10,7 @@
 #include <string>
 
 #include "diffuse/core/error.h"
+#include "diffuse/models/embeddings.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/models/unet.h"
 
@@ -281,4 +282,37 @@ TEST(UNet, FitsAFixedTargetInThirtySteps) {
   }
   std::printf("fixed-target MSE: %.4f -> %.4f\n", first, last);
   EXPECT_LT(last, 0.25 * first);
+}
+
+// h = 2 features a half at t = 1: frequencies 10000^(-i/h) = [1, 0.01] by default, and
+// 10000^(-i/(h-1)) = [1, 1e-4] with freq_shift 1 (DDPM, diffusers' DiT).
+TEST(UNet, TimestepFeaturesFollowTheOrderAndTheShift) {
+  const auto t = torch::ones({1});
+  const auto expect = [&](const TimestepFeatures& features, std::vector<double> values) {
+    const auto e = sinusoidal_embedding(t, 4, features);
+    ASSERT_EQ(e.sizes(), (std::vector<int64_t>{1, 4}));
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(e[0][i].item<double>(), values[i], 1e-6) << i;
+  };
+  expect({}, {std::cos(1.0), std::cos(0.01), std::sin(1.0), std::sin(0.01)});
+  expect({TimestepOrder::sin_cos, 1}, {std::sin(1.0), std::sin(1e-4), std::cos(1.0), std::cos(1e-4)});
+  EXPECT_THROW(sinusoidal_embedding(t, 2, {TimestepOrder::cos_sin, 1}), ConfigError);
+}
+
+// diffusers' downsample_padding 0 pads one row and column at the far side, defined for even
+// feature maps only; odd ones are refused naming the key.
+TEST(UNet, BottomRightPaddingNeedsEvenFeatureMaps) {
+  ModelOptions m = tiny_options(16, 1, 0);
+  m.unet.downsample_padding = DownsamplePadding::bottom_right;
+  const auto net = make_model(m);
+  EXPECT_EQ(net->forward(torch::randn({1, 1, 16, 16}), torch::ones({1}), {}).sizes(),
+            (std::vector<int64_t>{1, 1, 16, 16}));
+  m = tiny_options(28, 1, 0);
+  m.unet.channel_mult = {1, 1, 1, 1};
+  m.unet.downsample_padding = DownsamplePadding::bottom_right;
+  try {
+    make_model(m);
+    ADD_FAILURE() << "an odd feature map was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.unet.downsample_padding"), std::string::npos) << e.what();
+  }
 }
