@@ -5,7 +5,7 @@ set -euo pipefail
 # (update-alternatives): Linear and attention layers run ~20x faster on CPU with it, and
 # its OpenMP threading cooperates with LibTorch's.
 packages=(g++ cmake ninja-build libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev
-          libspdlog-dev libgtest-dev nlohmann-json3-dev dataset-fashion-mnist)
+          libspdlog-dev libgtest-dev nlohmann-json3-dev libgloo-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,11 +5,13 @@
 #include <filesystem>
 
 #include "args.h"
+#include "distributed_launch.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/distributed/sharded_generation.h"
 #include "diffuse/interop/weight_import.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
@@ -28,8 +30,9 @@ int run_sample(const std::vector<std::string>& argv) {
             "Generate images from a checkpoint. Writes OUT/grid.png, one image per sample\n"
             "(seedS_classK), optionally OUT/samples.pt, and OUT/sampling.yaml.\n"
             "Guidance: --cfg W gives D_u + W (D_c - D_u): W = 1 is the plain conditional model,\n"
-            "W = 0 the unconditional one.",
-            {
+            "W = 0 the unconditional one. On several ranks the seeds' batches are shared out and\n"
+            "rank 0 writes the outputs, the same images as one process makes.",
+            with_distributed_flags({
                 {"--checkpoint", "CKPT", "checkpoint written by diffuse train"},
                 {"--sampler", "NAME", "one of: " + sampler_names + " (default dpmpp2m)"},
                 {"--steps", "N", "sampling steps, 1-10000 (default 20; ddpm always walks all T steps)"},
@@ -56,9 +59,10 @@ int run_sample(const std::vector<std::string>& argv) {
                 {"--no-ema", "", "use the raw weights instead of the EMA weights"},
                 thread_flag(),
                 {"--cuda-graph", "", "capture each batch's denoiser call in a CUDA graph and replay it (CUDA LibTorch 2.x)"},
-            });
+            }));
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  if (const auto code = launch_local_workers_if_asked(args, "sample", argv)) return *code;
   apply_thread_flag(args);
   const std::string checkpoint = args.require("--checkpoint");
   const std::string out_dir = args.require("--out");
@@ -100,7 +104,8 @@ int run_sample(const std::vector<std::string>& argv) {
   g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
   const int64_t grid_cols = args.get_int("--grid-cols", 0, 1, 1024);
 
-  const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  const auto communicator = join_ranks(args, resolve_device(args.get("--device", "auto"), "--device"));
+  const auto device = rank_device(resolve_device(args.get("--device", "auto"), "--device"), communicator->env());
   if (device.is_cpu()) warn_if_reference_blas();
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   if (args.has("--classifier")) {
@@ -154,7 +159,8 @@ int run_sample(const std::vector<std::string>& argv) {
     spdlog::info("NFE {}/{} ({:.0f}%) | {:.1f} img/s", done, total, 100.0 * done / total,
                  n * (static_cast<double>(done) / total) / std::max(s, 1e-9));
   };
-  auto images = generate_samples(model.precond, g, progress);
+  auto images = generate_samples_across_ranks(model.precond, g, *communicator, progress);
+  if (!communicator->is_root()) return 0;
   const torch::Tensor latents = vae ? images : torch::Tensor();
   if (vae) images = decode_latents(vae, latents, g.batch_size, device);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -209,6 +215,7 @@ int run_sample(const std::vector<std::string>& argv) {
   if (label_classes > 0) record["labels"] = sample_labels;
   record["batch_size"] = g.batch_size;
   record["device"] = device.str();
+  if (communicator->distributed()) record["ranks"] = communicator->world_size();
   record["nfe_per_batch"] = find_sampler(g.sampler).nfe(static_cast<int64_t>(generation_sigmas(model.precond->schedule(), g).size()) - 1, g.sampler_options);
   emit_value(record, "seconds", std::round(seconds * 1000) / 1000);
   emit_value(record, "images_per_second", std::round(n / seconds * 100) / 100);

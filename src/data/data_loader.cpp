@@ -78,20 +78,31 @@ DataLoader::DataLoader(std::shared_ptr<Dataset> dataset, LoaderOptions options, 
   if (!dataset_) throw std::invalid_argument("DataLoader: null dataset");
   if (options_.batch_size < 1)
     throw DataError("batch size must be >= 1, found " + std::to_string(options_.batch_size));
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+    throw std::invalid_argument("DataLoader: rank " + std::to_string(options_.rank) + " outside a world of " +
+                                std::to_string(options_.world_size));
+  if (options_.world_size > 1 && !options_.drop_last)
+    throw std::invalid_argument("DataLoader: sharding a batch across ranks needs drop_last");
+  global_batch_ = options_.batch_size * options_.world_size;
   const int64_t size = dataset_->info().size;
-  if (options_.drop_last && size < options_.batch_size)
-    throw DataError("the dataset holds " + std::to_string(size) +
-                    " items, fewer than one batch of " + std::to_string(options_.batch_size) +
+  if (options_.drop_last && size < global_batch_)
+    throw DataError("the dataset holds " + std::to_string(size) + " items, fewer than one batch of " +
+                    std::to_string(global_batch_) +
+                    (options_.world_size > 1 ? " (" + std::to_string(options_.batch_size) + " per rank × " +
+                                                   std::to_string(options_.world_size) + " ranks)"
+                                             : std::string()) +
                     ", and drop_last discards incomplete batches: lower train.batch_size or "
                     "data.limit, or use more data");
   if (size == 0) throw DataError("the dataset is empty");
-  batches_per_epoch_ = options_.drop_last ? size / options_.batch_size
-                                          : (size + options_.batch_size - 1) / options_.batch_size;
-  if (start_.epoch < 0 || start_.position < 0 || start_.position >= batches_per_epoch_)
-    throw DataError("loader state (epoch " + std::to_string(start_.epoch) + ", position " +
-                    std::to_string(start_.position) + ") does not fit an epoch of " +
-                    std::to_string(batches_per_epoch_) +
-                    " batches (was the batch size or the dataset changed?)");
+  auto batches_in = [&](int64_t samples) {
+    return options_.drop_last ? samples / global_batch_ : (samples + global_batch_ - 1) / global_batch_;
+  };
+  batches_per_epoch_ = batches_in(size);
+  if (start_.epoch < 0 || start_.position < 0 || start_.position >= size)
+    throw DataError("loader state (epoch " + std::to_string(start_.epoch) + ", sample " +
+                    std::to_string(start_.position) + ") does not fit an epoch of " + std::to_string(size) +
+                    " samples (was the dataset changed?)");
+  first_epoch_batches_ = batches_in(size - start_.position);
   options_.prefetch_batches = std::max(1, options_.prefetch_batches);
   for (int w = 0; w < options_.num_workers; ++w) workers_.emplace_back([this] { work(); });
 }
@@ -107,8 +118,9 @@ DataLoader::~DataLoader() {
 }
 
 LoaderState DataLoader::state_at(int64_t sequence) const {
-  const int64_t total = start_.position + sequence;
-  return {start_.epoch + total / batches_per_epoch_, total % batches_per_epoch_};
+  if (sequence < first_epoch_batches_) return {start_.epoch, start_.position + sequence * global_batch_};
+  const int64_t later = sequence - first_epoch_batches_;
+  return {start_.epoch + 1 + later / batches_per_epoch_, (later % batches_per_epoch_) * global_batch_};
 }
 
 LoaderState DataLoader::state() const {
@@ -123,7 +135,7 @@ Batch DataLoader::build(int64_t sequence, std::vector<int64_t>& order, int64_t& 
     order = epoch_order(info.size, options_.seed, at.epoch, options_.shuffle);
     order_epoch = at.epoch;
   }
-  const int64_t begin = at.position * options_.batch_size;
+  const int64_t begin = at.position + options_.rank * options_.batch_size;
   const int64_t count = std::min(options_.batch_size, info.size - begin);
   Batch batch;
   const auto host = torch::TensorOptions().pinned_memory(options_.pin_memory);

@@ -68,19 +68,29 @@ torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator
 }
 
 torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int64_t null_label,
-                                                torch::Generator& gen) const {
+                                                torch::Generator& gen, const BatchShard& shard) const {
   if (!labels.defined() || options_.p_uncond <= 0.0 || null_label < 0) return labels;
-  auto drop = copy_to_device(torch::rand({labels.size(0)}, gen, torch::kFloat32) < options_.p_uncond,
-                             labels.device());
-  return torch::where(drop, torch::full_like(labels, null_label), labels);
+  const int64_t batch = labels.size(0);
+  const int64_t global = shard.global > 0 ? shard.global : batch;
+  const auto drop = (torch::rand({global}, gen, torch::kFloat32) < options_.p_uncond).narrow(0, shard.offset, batch);
+  return torch::where(copy_to_device(drop, labels.device()), torch::full_like(labels, null_label), labels);
 }
 
 TrainingDraw TrainingNoiseSampler::draw(const torch::Tensor& x0, const torch::Tensor& labels,
-                                        int64_t null_label, torch::Generator& gen) const {
+                                        int64_t null_label, torch::Generator& gen, const BatchShard& shard) const {
+  const int64_t batch = x0.size(0);
+  const int64_t global = shard.global > 0 ? shard.global : batch;
+  if (shard.offset < 0 || shard.offset + batch > global)
+    throw std::invalid_argument("TrainingNoiseSampler::draw: rows [" + std::to_string(shard.offset) + ", " +
+                                std::to_string(shard.offset + batch) + ") outside a batch of " + std::to_string(global));
+  auto rows = [&](const torch::Tensor& t) { return global == batch ? t : t.narrow(0, shard.offset, batch); };
   TrainingDraw d;
-  d.sigma = sample_sigma(x0.size(0), gen, x0.device(), &d.timesteps);
-  d.labels = drop_labels(labels, null_label, gen);
-  d.noise = copy_to_device(torch::randn(x0.sizes(), gen, torch::kFloat32), x0.device());
+  d.sigma = rows(sample_sigma(global, gen, x0.device(), &d.timesteps));
+  if (d.timesteps.defined()) d.timesteps = rows(d.timesteps);
+  d.labels = drop_labels(labels, null_label, gen, {shard.offset, global});
+  auto shape = x0.sizes().vec();
+  shape[0] = global;
+  d.noise = copy_to_device(rows(torch::randn(shape, gen, torch::kFloat32)).contiguous(), x0.device());
   return d;
 }
 

@@ -141,7 +141,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
   archive.write("class_names", c10::IValue(join_lines(meta.class_names)));
   archive.write("step", c10::IValue(meta.step));
   archive.write("loader_epoch", c10::IValue(meta.loader_epoch));
-  archive.write("loader_position", c10::IValue(meta.loader_position));
+  archive.write("loader_sample", c10::IValue(meta.loader_position));
   if (meta.rng_state.defined()) archive.write("rng_state", meta.rng_state, /*is_buffer=*/true);
   if (meta.default_rng_state.defined())
     archive.write("default_rng_state", meta.default_rng_state, /*is_buffer=*/true);
@@ -247,7 +247,14 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   meta_.class_names = split_lines(read_string("class_names"));
   meta_.step = read_int("step");
   meta_.loader_epoch = read_int("loader_epoch");
-  meta_.loader_position = read_int("loader_position");
+  c10::IValue sample;
+  if (archive_.try_read("loader_sample", sample) && sample.isInt()) {
+    meta_.loader_position = sample.toInt();
+  } else {
+    // Written before the loader counted samples: a batch index of one process's batches.
+    const YAML::Node batch = YAML::Load(meta_.config_yaml)["train"]["batch_size"];
+    meta_.loader_position = read_int("loader_position") * (batch ? batch.as<int64_t>() : TrainOptions{}.batch_size);
+  }
   archive_.try_read("rng_state", meta_.rng_state, /*is_buffer=*/true);
   archive_.try_read("default_rng_state", meta_.default_rng_state, /*is_buffer=*/true);
   c10::IValue window_steps;

@@ -13,6 +13,7 @@
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/distill/consistency_distillation.h"
+#include "diffuse/distributed/gradient_sync.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/losses/dsm_loss.h"
@@ -58,11 +59,17 @@ void to_channels_last(torch::nn::Module& module) {
 // autograd's accumulators and the optimizer state outside the capture.
 constexpr int64_t kGraphWarmupSteps = 3;
 
+// Dropout streams of ranks above 0: reseeded from (seed, rank, step) at every step, so that
+// the ranks drop different units and a resumed run redraws the same masks without saving
+// every rank's generator (rank 0 keeps the one saved stream of a single-process run).
+constexpr uint64_t kRankDropoutStream = 0x72616e6b00000000ULL;  // "rank"
+
 class TrainingRun {
  public:
   TrainingRun(ExperimentConfig config, const TrainerOptions& options)
       : config_(std::move(config)), options_(options),
-        device_(resolve_device(config_.train.device, "train.device")),
+        comm_(options.communicator ? *options.communicator : single_process_),
+        device_(rank_device(resolve_device(config_.train.device, "train.device"), comm_.env())),
         gen_(at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(config_.train.seed))) {}
 
   TrainResult run();
@@ -72,6 +79,7 @@ class TrainingRun {
   void build_distillation(const NoiseSchedule& schedule);
   void initialise_from(const std::string& path);
   LoaderState resume(const std::string& path);
+  void check_distributed() const;
   void step_once();
   void eager_step();
   void graphed_step();
@@ -82,9 +90,14 @@ class TrainingRun {
   GenerateOptions sample_options() const;
   void write_samples();
   std::string save_checkpoint();
+  Communicator::Pending start_stop_vote(torch::Tensor& vote) const;
+  bool stop_voted(Communicator::Pending& pending, const torch::Tensor& vote) const;
+  BatchShard shard(int64_t rows) const { return {comm_.rank() * rows, comm_.world_size() * rows}; }
 
   ExperimentConfig config_;
   TrainerOptions options_;
+  Communicator single_process_;
+  Communicator& comm_;
   torch::Device device_;
   torch::Generator gen_;
   std::shared_ptr<Dataset> dataset_;
@@ -98,7 +111,8 @@ class TrainingRun {
   torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
   std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
   std::unique_ptr<ConsistencyDistillation> distillation_;  // distill.method consistency
-  std::unique_ptr<training::TrainingEvaluator> evaluator_;  // train.eval_every > 0
+  std::unique_ptr<training::TrainingEvaluator> evaluator_;  // train.eval_every > 0, on rank 0
+  std::unique_ptr<GradientSync> grad_sync_;
   std::vector<torch::Tensor> params_;
   bool conditional_ = false;
   bool autocast_ = false;
@@ -151,6 +165,7 @@ void TrainingRun::build() {
     to_channels_last(*ema_precond_);
   }
   params_ = precond_->parameters();
+  grad_sync_ = std::make_unique<GradientSync>(params_, comm_);
   // The fused kernel on CUDA only: on the CPU the per-tensor loop is as fast and keeps the
   // CPU runs bit-identical to earlier releases.
   const bool fused = c.train.fused_adamw && device_.is_cuda() && compat::has_fused_adamw(device_);
@@ -170,6 +185,10 @@ void TrainingRun::build() {
     spdlog::info("train.precision bf16 applies to CUDA; training in fp32 on {}", device_.str());
 
   run_dir_ = c.run_dir;
+  if (comm_.distributed())
+    spdlog::info("data parallel over {} ranks ({}): {} images a step, {} per rank", comm_.world_size(),
+                 comm_.backend_name(), c.train.batch_size * comm_.world_size() * c.train.grad_accum,
+                 c.train.batch_size * c.train.grad_accum);
   spdlog::info("model: {} ({} parameters), {} {}x{}x{} images, {} classes, device {}",
                c.model.preset.empty() ? enum_name(c.model.arch, kModelArchNames) : c.model.preset,
                count_parameters(*net), info.size, info.channels, info.height, info.width,
@@ -203,6 +222,17 @@ void TrainingRun::build_distillation(const NoiseSchedule& schedule) {
                distillation_->target_decay(0));
 }
 
+// What one process's run has and N ranks cannot share yet, refused before any work.
+void TrainingRun::check_distributed() const {
+  if (!comm_.distributed()) return;
+  if (config_.train.cuda_graph)
+    throw ConfigError("train.cuda_graph captures one process's step, without the gradient all-reduce: set "
+                      "train.cuda_graph false for a distributed run");
+  if (config_.distill.method == DistillMethod::consistency)
+    throw ConfigError("distill.method consistency draws its noise per process and runs on one process; start it "
+                      "without torchrun, srun or --nproc");
+}
+
 void TrainingRun::initialise_from(const std::string& path) {
   CheckpointReader reader(path);
   reader.load_module(reader.has_ema() ? "ema" : "model", *precond_->net_ptr());
@@ -228,19 +258,27 @@ LoaderState TrainingRun::resume(const std::string& path) {
   // The logging window in progress (steps since the last metrics row), so that the next row
   // averages the same steps as in a run that never stopped.
   if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
-    loss_sum_ = reader.meta().loss_window.to(device_);
+    // One sum per rank ([ranks]); resumed with another world size, each rank starts from
+    // their mean, which leaves the global mean of the window unchanged.
+    const auto& windows = reader.meta().loss_window;
+    const auto mine = windows.numel() == comm_.world_size() ? windows.reshape({-1})[comm_.rank()] : windows.mean();
+    loss_sum_ = (windows.dim() == 0 ? windows : mine).to(device_);
     window_steps_ = reader.meta().loss_window_steps;
   }
   LoaderState state;
   state.epoch = reader.meta().loader_epoch;
   state.position = reader.meta().loader_position;
-  truncate_metrics(run_dir_ / "metrics.jsonl", step_);
+  if (comm_.is_root()) truncate_metrics(run_dir_ / "metrics.jsonl", step_);
   spdlog::info("resumed from {} at step {}", path, step_);
   return state;
 }
 
 void TrainingRun::step_once() {
   optimizer_->set_lr(learning_rate_at(config_.train, step_));
+  if (comm_.rank() > 0)
+    dropout_generator().set_current_seed(splitmix64(splitmix64(static_cast<uint64_t>(config_.train.seed) ^
+                                                               kRankDropoutStream ^ static_cast<uint64_t>(comm_.rank())) ^
+                                                    static_cast<uint64_t>(step_)));
   if (graph_ && step_ - run_start_step_ >= kGraphWarmupSteps) graphed_step();
   else eager_step();
   ++window_steps_;
@@ -252,7 +290,7 @@ TrainingDraw TrainingRun::next_draw(torch::Tensor& x0) {
   x0 = batch.images;
   torch::Tensor labels;
   if (conditional_) labels = batch.labels;
-  TrainingDraw draw = noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_);
+  TrainingDraw draw = noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_, shard(x0.size(0)));
   // Couplings (reflow): the noise each image was generated from replaces the fresh draw.
   if (batch.noise.defined()) draw.noise = batch.noise;
   return draw;
@@ -277,10 +315,13 @@ void TrainingRun::eager_step() {
   optimizer_->zero_grad();
   for (int micro = 0; micro < t.grad_accum; ++micro) {
     const LossOutput out = micro_batch_loss();
+    // Only the last micro-batch's backward pass all-reduces (the earlier ones accumulate).
+    if (micro == t.grad_accum - 1) grad_sync_->arm();
     (out.loss / static_cast<double>(t.grad_accum)).backward();
     auto detached = out.loss.detach() / static_cast<double>(t.grad_accum);
     loss_sum_ = loss_sum_.defined() ? loss_sum_ + detached : detached;
   }
+  grad_sync_->finish();
   clip_gradients(params_, t.grad_clip);
   optimizer_->step();
   ++step_;
@@ -322,8 +363,11 @@ void TrainingRun::log_progress() {
   const auto now = std::chrono::steady_clock::now();
   const double window_s = std::chrono::duration<double>(now - window_start_).count();
   const double total_s = std::chrono::duration<double>(now - run_start_).count();
-  const double mean_loss = loss_sum_.item<double>() / static_cast<double>(window_steps_);
-  const int64_t images = timed_steps_ * config_.train.batch_size * config_.train.grad_accum;
+  // Global figures: the loss averaged over the ranks, the images of all ranks.
+  auto window = loss_sum_.detach().clone();
+  comm_.all_reduce_sum(window, "the loss average of the log line");
+  const double mean_loss = window.item<double>() / static_cast<double>(window_steps_ * comm_.world_size());
+  const int64_t images = timed_steps_ * config_.train.batch_size * config_.train.grad_accum * comm_.world_size();
   const double train_s = window_s - window_sample_s_ - window_ckpt_s_;
   const double img_s = images / std::max(train_s, 1e-9);
   const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
@@ -337,6 +381,15 @@ void TrainingRun::log_progress() {
                step_, config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),
                100.0 * step_ / config_.train.steps, mean_loss, lr, img_s, window_sample_s_, window_ckpt_s_,
                format_duration(eta));
+  last_loss_ = mean_loss;
+  loss_sum_ = torch::Tensor();
+  window_steps_ = 0;
+  timed_steps_ = 0;
+  window_start_ = now;
+  if (!comm_.is_root()) {
+    window_sample_s_ = window_ckpt_s_ = 0.0;
+    return;
+  }
   std::ofstream metrics(run_dir_ / "metrics.jsonl", std::ios::app);
   metrics << "{\"step\": " << step_ << ", \"loss\": " << format_double(mean_loss)
           << ", \"lr\": " << format_double(lr) << ", \"img_per_s\": " << format_double(std::round(img_s * 1000) / 1000)
@@ -344,12 +397,7 @@ void TrainingRun::log_progress() {
           << ", \"ckpt_s\": " << format_double(std::round(window_ckpt_s_ * 1000) / 1000)
           << ", \"elapsed_s\": " << format_double(std::round(total_s * 10) / 10)
           << ", \"peak_memory_mb\": " << compat::peak_memory_bytes(device_) / (1 << 20) << "}\n";
-  last_loss_ = mean_loss;
-  loss_sum_ = torch::Tensor();
-  window_steps_ = 0;
-  timed_steps_ = 0;
   window_sample_s_ = window_ckpt_s_ = 0.0;
-  window_start_ = now;
 }
 
 GenerateOptions TrainingRun::sample_options() const {
@@ -396,25 +444,50 @@ std::string TrainingRun::save_checkpoint() {
   const auto start = std::chrono::steady_clock::now();
   CheckpointMeta meta = training::run_checkpoint_meta(config_, *dataset_, step_, prefetcher_->state(), gen_);
   if (window_steps_ > 0 && loss_sum_.defined()) {
-    meta.loss_window = loss_sum_.detach().cpu();
+    meta.loss_window = comm_.distributed()
+                           ? comm_.all_gather(loss_sum_.detach().reshape({1}), "the loss windows of the checkpoint").cpu()
+                           : loss_sum_.detach().cpu();
     meta.loss_window_steps = window_steps_;
   }
+  if (!comm_.is_root()) return (run_dir_ / "ckpt" / "last.pt").string();
   const std::string last = training::write_run_checkpoint(run_dir_, meta, *precond_->net_ptr(), ema_->net(),
                                                           optimizer_->adamw(), config_.train.keep);
   window_ckpt_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return last;
 }
 
+// A stop request on any rank stops every rank after the same step: each step starts an
+// all-reduce of the ranks' requests, which completes alongside the step's gradients.
+Communicator::Pending TrainingRun::start_stop_vote(torch::Tensor& vote) const {
+  if (!comm_.distributed()) return {};
+  const bool requested = options_.stop_requested && options_.stop_requested->load();
+  vote = torch::full({1}, requested ? 1.0f : 0.0f);
+  return comm_.all_reduce_sum_async(vote, "the stop vote");
+}
+
+bool TrainingRun::stop_voted(Communicator::Pending& pending, const torch::Tensor& vote) const {
+  if (!comm_.distributed()) return options_.stop_requested && options_.stop_requested->load();
+  pending.wait();
+  return vote.item<float>() > 0.0f;
+}
+
 TrainResult TrainingRun::run() {
   const auto& t = config_.train;
+  check_distributed();
   // Weight initialisation and dropout draw from LibTorch's default generator: seed it before
   // the networks are built so that a run repeats whatever ran before it in the process, and
   // save its state in checkpoints so that resuming continues the same stream.
   dropout_generator().set_current_seed(static_cast<uint64_t>(t.seed) + 1);
-  const auto earlier_run = training::check_run_dir(config_.run_dir, !options_.resume.empty(), options_.overwrite);
+  const bool root = comm_.is_root();
+  const auto earlier_run =
+      root ? training::check_run_dir(config_.run_dir, !options_.resume.empty(), options_.overwrite)
+           : std::vector<std::string>{};
   build();
+  comm_.require_same("resolved config", to_yaml_string(emit_experiment_config(config_)));
   LoaderOptions lo = make_loader_options(config_.data, t.batch_size, static_cast<uint64_t>(t.seed));
   lo.pin_memory = device_.is_cuda();
+  lo.rank = comm_.rank();
+  lo.world_size = comm_.world_size();
   LoaderState start;
   if (!options_.resume.empty()) {
     start = resume(options_.resume);
@@ -423,8 +496,15 @@ TrainResult TrainingRun::run() {
     const std::string init = !t.init_from.empty() || !distillation_ ? t.init_from : config_.distill.teacher;
     if (!init.empty()) initialise_from(init);
   }
-  if (t.eval_every > 0) evaluator_ = std::make_unique<training::TrainingEvaluator>(config_, device_, autocast_);
-  training::create_run_dir(run_dir_, earlier_run, config_);
+  // Every rank starts from rank 0's weights (its initialisation, or what all ranks loaded).
+  std::vector<torch::Tensor> weights;
+  for (torch::nn::Module* module : std::vector<torch::nn::Module*>{precond_->net_ptr().get(), &ema_->net()}) {
+    for (const auto& p : module->parameters()) weights.push_back(p);
+    for (const auto& b : module->buffers()) weights.push_back(b);
+  }
+  comm_.broadcast_from_root(weights, "the initial weights");
+  if (t.eval_every > 0 && root) evaluator_ = std::make_unique<training::TrainingEvaluator>(config_, device_, autocast_);
+  if (root) training::create_run_dir(run_dir_, earlier_run, config_);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
   prefetcher_ = std::make_unique<DevicePrefetcher>(
       *loader_, device_, device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet);
@@ -434,19 +514,27 @@ TrainResult TrainingRun::run() {
   run_start_ = window_start_ = std::chrono::steady_clock::now();
   run_start_step_ = step_;
   while (step_ < t.steps) {
+    torch::Tensor vote;
+    auto vote_pending = start_stop_vote(vote);
     step_once();
     const bool last = step_ == t.steps;
     if (step_ % t.log_every == 0 || last) log_progress();
-    const bool stop = options_.stop_requested && options_.stop_requested->load();
+    const bool stop = stop_voted(vote_pending, vote);
+    const bool checkpoint = step_ % t.ckpt_every == 0 || last || stop;
+    const bool samples = t.sample_every > 0 && (step_ % t.sample_every == 0 || last) && !stop;
+    const bool evaluate = t.eval_every > 0 && (step_ % t.eval_every == 0 || last) && !stop;
     // The checkpoint comes first, so that a failing or interrupted sample grid loses no training.
-    if (step_ % t.ckpt_every == 0 || last || stop) result.last_checkpoint = save_checkpoint();
-    if (t.sample_every > 0 && (step_ % t.sample_every == 0 || last) && !stop) write_samples();
-    if (evaluator_ && (step_ % t.eval_every == 0 || last) && !stop) {
+    if (checkpoint) result.last_checkpoint = save_checkpoint();
+    if (samples && root) write_samples();
+    if (evaluate && root) {
       window_sample_s_ += evaluator_->evaluate(ema_precond_, step_, run_dir_ / "metrics.jsonl").seconds;
       training::write_run_curves_picture(run_dir_);
     } else if (step_ % t.ckpt_every == 0 || last) {
-      training::write_run_curves_picture(run_dir_);
+      if (root) training::write_run_curves_picture(run_dir_);
     }
+    // No rank runs ahead of rank 0's files (a checkpoint it may have to resume from).
+    if (checkpoint || samples || evaluate)
+      comm_.root_done_then_others_continue("the checkpoint and samples of step " + std::to_string(step_));
     if (stop && !last) {
       // No metrics row for the partial logging window: the checkpoint carries it, so the
       // resumed run writes the same rows as one that never stopped.
@@ -455,6 +543,7 @@ TrainResult TrainingRun::run() {
       break;
     }
   }
+  comm_.barrier("the end of training");
   result.step = step_;
   result.last_loss = last_loss_;
   return result;
@@ -463,7 +552,11 @@ TrainResult TrainingRun::run() {
 }  // namespace
 
 TrainResult train(const ExperimentConfig& config, const TrainerOptions& options) {
-  if (config.model.arch == ModelArch::classifier) return train_classifier(config, options);
+  if (config.model.arch == ModelArch::classifier) {
+    if (options.communicator && options.communicator->distributed())
+      throw ConfigError("model.arch classifier trains on one process; start it without torchrun, srun or --nproc");
+    return train_classifier(config, options);
+  }
   TrainingRun run(config, options);
   return run.run();
 }

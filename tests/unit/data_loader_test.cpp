@@ -97,7 +97,7 @@ TEST(DataLoader, ResumeFromStateGivesTheSameStream) {
   take(first, 7);
   const LoaderState saved = first.state();
   EXPECT_EQ(saved.epoch, 1);
-  EXPECT_EQ(saved.position, 2);
+  EXPECT_EQ(saved.position, 8);  // the first sample of batch 2
   DataLoader resumed(data, options_with(4, 1), saved);
   EXPECT_EQ(resumed.state().epoch, 1);
   expect_same(std::vector<Batch>(reference.begin() + 7, reference.end()), take(resumed, 13));
@@ -110,7 +110,7 @@ TEST(DataLoader, StateTracksEpochAndPosition) {
   take(loader, 3);
   EXPECT_EQ(loader.state().epoch, 1);
   EXPECT_EQ(loader.state().position, 0);
-  EXPECT_THROW(DataLoader(data, options_with(3, 0), LoaderState{0, 3}), DataError);
+  EXPECT_THROW(DataLoader(data, options_with(3, 0), LoaderState{0, 10}), DataError);
 }
 
 TEST(DataLoader, DropLastSkipsTheShortBatch) {

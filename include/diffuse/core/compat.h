@@ -11,7 +11,20 @@
 #define DIFFUSE_TORCH2 0
 #endif
 
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace diffuse::compat {
+
+// The c10d class whose collectives the Gloo and NCCL process groups implement (and the
+// Communicator calls): c10d::ProcessGroup on 1.13, c10d::Backend on 2.x.
+#if DIFFUSE_TORCH2
+using C10dBackend = c10d::Backend;
+#else
+using C10dBackend = c10d::ProcessGroup;
+#endif
 
 // Turn CUDA autocast on (bf16) or off for the current thread.
 void set_cuda_autocast(bool enabled);

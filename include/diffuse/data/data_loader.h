@@ -4,6 +4,11 @@
 // horizontal flip of a sample from (seed, epoch, index). Background threads only compute
 // batches ahead of time; the stream is therefore bit-identical for any number of workers
 // and when restarted from a saved LoaderState (exact resume, DESIGN §4).
+//
+// Data parallelism: the stream is one of global batches of batch_size × world_size samples,
+// the same on every rank, and rank r returns rows [r·batch_size, (r+1)·batch_size) of each.
+// The state counts samples of the epoch order, so that a run can resume with another world
+// size (or batch size) at the same place in the data.
 #include <torch/torch.h>
 
 #include <condition_variable>
@@ -28,11 +33,13 @@ struct LoaderOptions {
   int num_workers = 2;     // 0: batches are built on the calling thread
   int prefetch_batches = 4;
   bool pin_memory = false; // batches in page-locked memory (CUDA builds, for non-blocking copies)
+  int rank = 0;            // this process's shard of each global batch
+  int world_size = 1;      // processes sharing the global batch (needs drop_last above 1)
 };
 
 struct LoaderState {
   int64_t epoch = 0;
-  int64_t position = 0;  // index of the next batch within the epoch
+  int64_t position = 0;  // index in the epoch order of the first sample of the next global batch
 };
 
 struct Batch {
@@ -57,7 +64,8 @@ bool flip_decision(uint64_t seed, int64_t epoch, int64_t index);
 
 class DataLoader {
  public:
-  // Throws DataError when drop_last is set and the dataset holds fewer items than a batch.
+  // Throws DataError when drop_last is set and the dataset holds fewer items than a global
+  // batch, or when `start` lies outside the dataset.
   DataLoader(std::shared_ptr<Dataset> dataset, LoaderOptions options, LoaderState start = {});
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
@@ -68,6 +76,7 @@ class DataLoader {
   // The state of the batch the next call to next() returns (save it to resume there).
   LoaderState state() const;
 
+  // Global batches in a full epoch.
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   const Dataset& dataset() const { return *dataset_; }
 
@@ -84,7 +93,9 @@ class DataLoader {
   std::shared_ptr<Dataset> dataset_;
   LoaderOptions options_;
   LoaderState start_;
+  int64_t global_batch_;       // batch_size × world_size
   int64_t batches_per_epoch_;
+  int64_t first_epoch_batches_;  // batches left in start_.epoch from start_.position
 
   int64_t consumed_ = 0;  // batches returned by next(), counted from `start_`
   std::vector<int64_t> local_order_;  // epoch order cache for num_workers == 0

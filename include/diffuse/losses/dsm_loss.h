@@ -26,6 +26,13 @@ struct TrainingDraw {
   torch::Tensor noise;      // like x0, float32
 };
 
+// Which rows of a global batch a process holds in data-parallel training: rows
+// [offset, offset + B) of `global` (0: the batch is the whole batch).
+struct BatchShard {
+  int64_t offset = 0;
+  int64_t global = 0;
+};
+
 // Draws training noise levels, labels dropout and noise from one generator (so that a
 // resumed run continues the same random stream).
 class TrainingNoiseSampler {
@@ -41,12 +48,16 @@ class TrainingNoiseSampler {
   //   uniform_t   t uniform on [t(σ_min), t(σ_max)], σ = t/(1-t) (rectified flow, Liu et al. 2023).
   torch::Tensor sample_sigma(int64_t batch, torch::Generator& gen, torch::Device device,
                              torch::Tensor* timesteps = nullptr) const;
-  // Replaces each label by `null_label` with probability p_uncond.
+  // Replaces each label by `null_label` with probability p_uncond (drawn for the whole
+  // global batch of `shard`, as draw() does).
   torch::Tensor drop_labels(const torch::Tensor& labels, int64_t null_label,
-                            torch::Generator& gen) const;
-  // σ, then label dropout, then noise of x0's shape, in that order, on x0's device.
+                            torch::Generator& gen, const BatchShard& shard = {}) const;
+  // σ, then label dropout, then noise of x0's shape, in that order, on x0's device. With a
+  // shard, every rank draws them for the whole global batch from the same generator and keeps
+  // its rows, so that N ranks draw what one process would for the global batch, and the
+  // generators of all ranks stay equal (one saved state resumes them all).
   TrainingDraw draw(const torch::Tensor& x0, const torch::Tensor& labels, int64_t null_label,
-                    torch::Generator& gen) const;
+                    torch::Generator& gen, const BatchShard& shard = {}) const;
 
  private:
   DiffusionOptions options_;

@@ -18,11 +18,11 @@ struct CheckpointMeta {
   std::string config_yaml;               // resolved experiment config
   std::vector<std::string> class_names;
   int64_t step = 0;
-  int64_t loader_epoch = 0;              // data stream position for exact resume
-  int64_t loader_position = 0;
+  int64_t loader_epoch = 0;              // data stream position for exact resume:
+  int64_t loader_position = 0;           // the sample of the epoch order the next batch starts at
   torch::Tensor rng_state;               // trainer's generator (σ, noise, label dropout)
-  torch::Tensor default_rng_state;       // LibTorch's default CPU generator (dropout)
-  torch::Tensor loss_window;             // summed loss of the logging window in progress
+  torch::Tensor default_rng_state;       // LibTorch's default CPU generator (dropout; rank 0's)
+  torch::Tensor loss_window;             // summed loss of the logging window in progress ([] or [ranks])
   int64_t loss_window_steps = 0;         // steps in that window (0: none)
 };
 

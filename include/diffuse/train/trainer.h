@@ -7,6 +7,7 @@
 #include <string>
 
 #include "diffuse/core/experiment_config.h"
+#include "diffuse/distributed/communicator.h"
 
 namespace diffuse {
 
@@ -14,6 +15,11 @@ struct TrainerOptions {
   std::string resume;                              // checkpoint to continue from ("" = fresh)
   bool overwrite = false;  // a fresh run may replace the run already in run_dir
   const std::atomic<bool>* stop_requested = nullptr;  // set by SIGINT/SIGTERM handlers
+  // Data-parallel training over these ranks (null: one process). Every rank calls train()
+  // with the same config; train.batch_size is per rank, the global batch is
+  // batch_size × world_size; rank 0 writes the run's files. A stop request on any rank stops
+  // them all after the same step, with one checkpoint.
+  Communicator* communicator = nullptr;
 };
 
 struct TrainResult {
