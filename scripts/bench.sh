@@ -9,8 +9,13 @@
 # memory, device, LibTorch version. Training figures come from the last logging window
 # (the first window absorbs warm-up); sampling figures include the first batch.
 #
-# Usage: scripts/bench.sh [--small] [--device auto|cpu|cuda:N] [--mode M] [--out DIR]
+# Usage: scripts/bench.sh [--small] [--device auto|cpu|cuda:N] [--mode M] [--nproc N] [--only W] [--out DIR]
 #   --small  tiny batches and step counts, for a CPU check that the benchmark runs (CI).
+#   --nproc  data-parallel scaling instead: each training workload on 1 process, then on N
+#            (diffuse train --nproc N, the same batch per rank), with img/s at both and the
+#            scaling efficiency img/s(N) / (N × img/s(1)). On CPU the N processes share the
+#            cores (each gets cores/N threads); on CUDA each rank has its own GPU.
+#   --only   one workload (unet_train or dit_train) with --nproc.
 #   --mode   which CUDA speed features are on (the ratio of two modes is the feature's gain):
 #            eager   per-tensor AdamW, NCHW convolutions: the baseline;
 #            default the shipped defaults (fused AdamW, channels-last UNet);
@@ -23,16 +28,27 @@ small=0
 device=auto
 mode=default
 out=""
+nproc=0
+only=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --small) small=1; shift ;;
     --device) device=${2:?--device needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a value}; shift 2 ;;
     --mode) mode=${2:?--mode needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument '$1' (valid: --small, --device D, --mode M, --out DIR)" >&2; exit 2 ;;
+    --nproc) nproc=${2:?--nproc needs a value}; shift 2 ;;
+    --only) only=${2:?--only needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument '$1' (valid: --small, --device D, --mode M, --nproc N, --only W, --out DIR)" >&2; exit 2 ;;
   esac
 done
+if [[ $nproc != 0 ]] && ! [[ $nproc =~ ^[0-9]+$ && $nproc -ge 2 && $nproc -le 1024 ]]; then
+  echo "error: --nproc: expected a process count in [2, 1024], found '$nproc'" >&2; exit 2
+fi
+case $only in
+  ""|unet_train|dit_train) ;;
+  *) echo "error: --only: expected unet_train or dit_train, found '$only'" >&2; exit 2 ;;
+esac
 case $mode in
   eager) train_mode=(--set train.fused_adamw=false --set train.channels_last=false); sample_mode=() ;;
   default) train_mode=(); sample_mode=() ;;
@@ -66,6 +82,23 @@ train_figures() {
   ips=$(json_field img_per_s "$row")
   echo "$ips $(awk -v i="$ips" -v b=$train_batch 'BEGIN { printf "%.1f", 1000 * b / i }') $(json_field peak_memory_mb "$row")"
 }
+
+if [[ $nproc != 0 ]]; then
+  torch_version=$("$BIN" --version | sed -n 's/.*LibTorch \([0-9.a-z+]*\).*/\1/p')
+  rows=()
+  for workload in unet_train dit_train; do
+    [[ -n $only && $only != "$workload" ]] && continue
+    config=cifar10_ddpm.yaml
+    [[ $workload == dit_train ]] && config=cifar10_dit_s2.yaml
+    read -r one_ips _ _ < <(train_figures "${workload}_1" $config)
+    read -r n_ips _ n_mem < <(train_figures "${workload}_$nproc" $config --nproc "$nproc")
+    efficiency=$(awk -v a="$one_ips" -v b="$n_ips" -v n="$nproc" 'BEGIN { printf "%.3f", b / (n * a) }')
+    rows+=(" \"$workload\": {\"img_per_s_1\": $one_ips, \"img_per_s_$nproc\": $n_ips, \"scaling_efficiency\": $efficiency, \"batch_per_rank\": $train_batch, \"peak_memory_mb\": $n_mem}")
+  done
+  joined=$(IFS=,; echo "${rows[*]}")
+  echo "{\"device\": \"$device\", \"libtorch\": \"$torch_version\", \"nproc\": $nproc, \"small\": $([[ $small == 1 ]] && echo true || echo false),$joined}"
+  exit 0
+fi
 
 read -r ut_ips ut_ms ut_mem < <(train_figures unet_train cifar10_ddpm.yaml)
 read -r us_ips us_ms us_mem < <(sample_figures "$out/unet_train/ckpt/last.pt" "$out/unet_sample" \

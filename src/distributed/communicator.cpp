@@ -85,6 +85,7 @@ DistributedEnv distributed_env_from_environment() {
     env.world_size = env_int("WORLD_SIZE", 1, kMaxRanks, std::nullopt);
     env.rank = env_int("RANK", 0, env.world_size - 1, env.world_size == 1 ? std::optional<int>(0) : std::nullopt);
     env.local_rank = env_int("LOCAL_RANK", 0, kMaxRanks, 0);
+    env.agent_store = env_var("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
     several_nodes = true;  // torchrun always sets MASTER_ADDR; require it
   } else if (env_var("SLURM_NTASKS") && env_var("SLURM_PROCID")) {
     env.launcher = "slurm";
@@ -147,9 +148,9 @@ struct Communicator::Impl {
 void Communicator::Impl::connect() {
   c10d::TCPStoreOptions o;
   o.port = static_cast<uint16_t>(env.master_port);
-  o.isServer = env.rank == 0;
-  o.numWorkers = static_cast<size_t>(env.world_size);
-  o.waitWorkers = true;
+  o.isServer = env.rank == 0 && !env.agent_store;
+  if (!env.agent_store) o.numWorkers = static_cast<size_t>(env.world_size);
+  o.waitWorkers = !env.agent_store;
   o.timeout = options.timeout;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
@@ -227,7 +228,8 @@ std::optional<int64_t> Communicator::Impl::heartbeat_of(int rank) {
 }
 
 std::string Communicator::Impl::peer_report() {
-  const std::string host = "rank 0, which hosts the rendezvous store at " + env.master_addr + ":" +
+  const std::string host = std::string(env.agent_store ? "torchrun's agent" : "rank 0") +
+                           ", which hosts the rendezvous store at " + env.master_addr + ":" +
                            std::to_string(env.master_port) + ", is gone (it died, or its machine is unreachable)";
   std::vector<int64_t> before(static_cast<size_t>(env.world_size));
   for (int r = 0; r < env.world_size; ++r) {

@@ -39,6 +39,20 @@ TEST(BenchScript, SmallRunPrintsEveryWorkload) {
   EXPECT_NE(result.out.find("\"small\": true"), std::string::npos) << result.out;
 }
 
+TEST(BenchScript, NprocReportsImagesPerSecondAtBothSizesAndTheEfficiency) {
+  const auto script = (test::source_dir() / "scripts" / "bench.sh").string();
+  const auto result = test::run_command(
+      {"/bin/bash", script, "--small", "--device", "cpu", "--nproc", "2", "--only", "unet_train"}, bench_env());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto at = result.out.find("\"unet_train\": {");
+  ASSERT_NE(at, std::string::npos) << result.out;
+  EXPECT_GT(number_after(result.out, "img_per_s_1", at), 0.0) << result.out;
+  EXPECT_GT(number_after(result.out, "img_per_s_2", at), 0.0) << result.out;
+  EXPECT_GT(number_after(result.out, "scaling_efficiency", at), 0.0) << result.out;
+  EXPECT_EQ(result.out.find("dit_train"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("\"nproc\": 2"), std::string::npos) << result.out;
+}
+
 TEST(BenchScript, UnknownArgumentExitsWithUsage) {
   const auto script = (test::source_dir() / "scripts" / "bench.sh").string();
   const auto result = test::run_command({"/bin/bash", script, "--fast"}, bench_env());

@@ -6,15 +6,32 @@
 
 namespace diffuse::test {
 
-std::vector<int64_t> metrics_steps(const std::filesystem::path& path) {
+namespace {
+
+// The text after `"key": ` of every row that has the key.
+std::vector<std::string> column(const std::filesystem::path& path, const std::string& key) {
   std::ifstream in(path);
-  const std::regex step_re(R"re("step": (\d+))re");
-  std::vector<int64_t> steps;
+  const std::regex value_re("\"" + key + "\": ([-+0-9.eE]+)");
+  std::vector<std::string> values;
   for (std::string line; std::getline(in, line);) {
     std::smatch m;
-    if (std::regex_search(line, m, step_re)) steps.push_back(std::stoll(m[1]));
+    if (std::regex_search(line, m, value_re)) values.push_back(m[1]);
   }
+  return values;
+}
+
+}  // namespace
+
+std::vector<int64_t> metrics_steps(const std::filesystem::path& path) {
+  std::vector<int64_t> steps;
+  for (const auto& text : column(path, "step")) steps.push_back(std::stoll(text));
   return steps;
+}
+
+std::vector<double> metrics_losses(const std::filesystem::path& path) {
+  std::vector<double> losses;
+  for (const auto& text : column(path, "loss")) losses.push_back(std::stod(text));
+  return losses;
 }
 
 }  // namespace diffuse::test

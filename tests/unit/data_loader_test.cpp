@@ -223,3 +223,47 @@ TEST(DataLoader, Throughput) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "[ info ] loader: " << 64 * 128 / seconds << " images/s (2 workers)\n";
 }
+
+LoaderOptions rank_options(int64_t batch, int rank, int world) {
+  LoaderOptions o = options_with(batch, 1);
+  o.rank = rank;
+  o.world_size = world;
+  return o;
+}
+
+TEST(DataLoader, RanksShareEachGlobalBatchInRankOrder) {
+  auto data = std::make_shared<CountingDataset>(23);
+  DataLoader whole(data, options_with(6, 1));
+  DataLoader rank0(data, rank_options(3, 0, 2)), rank1(data, rank_options(3, 1, 2));
+  EXPECT_EQ(rank0.batches_per_epoch(), whole.batches_per_epoch());
+  for (int k = 0; k < 9; ++k) {  // 3 batches an epoch: crosses two epochs
+    const Batch all = whole.next(), a = rank0.next(), b = rank1.next();
+    EXPECT_TRUE(torch::equal(torch::cat({a.images, b.images}), all.images)) << "batch " << k;
+    EXPECT_TRUE(torch::equal(torch::cat({a.labels, b.labels}), all.labels)) << "batch " << k;
+  }
+  EXPECT_EQ(rank0.state().position, rank1.state().position);
+}
+
+TEST(DataLoader, AStateResumesOnAnotherWorldSizeAtTheSameSample) {
+  auto data = std::make_shared<CountingDataset>(24);
+  DataLoader whole(data, options_with(4, 0));
+  const auto reference = take(whole, 12);  // 6 batches of 4 an epoch
+  DataLoader rank0(data, rank_options(4, 0, 2)), rank1(data, rank_options(4, 1, 2));
+  take(rank0, 1);
+  take(rank1, 1);
+  const LoaderState saved = rank0.state();
+  EXPECT_EQ(saved.position, 8);  // one global batch of 2 × 4 taken
+  DataLoader single(data, options_with(4, 0), saved);
+  expect_same(std::vector<Batch>(reference.begin() + 2, reference.end()), take(single, 10));
+}
+
+TEST(DataLoader, ShardingRefusesTooSmallADatasetNamingTheRanks) {
+  auto data = std::make_shared<CountingDataset>(7);
+  try {
+    DataLoader loader(data, rank_options(4, 0, 2));
+    FAIL() << "expected a DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("fewer than one batch of 8 (4 per rank × 2 ranks)"), std::string::npos)
+        << e.what();
+  }
+}

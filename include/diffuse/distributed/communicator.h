@@ -31,6 +31,9 @@ struct DistributedEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher;  // "torchrun" (RANK/WORLD_SIZE...), "slurm" (SLURM_PROCID...), or "" (one process)
+  // torchrun's agent already hosts the store at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True); otherwise rank 0 hosts it.
+  bool agent_store = false;
 };
 
 // torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT when WORLD_SIZE is set;
