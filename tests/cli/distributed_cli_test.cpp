@@ -32,17 +32,17 @@ std::string tiny_config(const fs::path& run_dir, int batch, int steps) {
          ", device: cpu, precision: fp32, log_every: 1, ckpt_every: 3, sample_every: 0}\n";
 }
 
-struct Run {
+struct TinyRun {
   test::TempDir dir;
   fs::path run_dir() const { return dir.path() / "run"; }
   std::string config;
-  Run(int batch, int steps) : config(dir.file("c.yaml")) {
+  TinyRun(int batch, int steps) : config(dir.file("c.yaml")) {
     test::write_file(config, tiny_config(run_dir(), batch, steps));
   }
   std::string last() const { return (run_dir() / "ckpt" / "last.pt").string(); }
 };
 
-test::CommandResult train(const Run& run, std::vector<std::string> extra) {
+test::CommandResult train(const TinyRun& run, std::vector<std::string> extra) {
   std::vector<std::string> args{"train", "--config", run.config, "--threads", "1"};
   args.insert(args.end(), extra.begin(), extra.end());
   return test::run_diffuse(args);
@@ -91,7 +91,7 @@ std::vector<std::pair<std::string, std::string>> rank_env(int rank, int port) {
 // and the gradients are summed in another order, so the figures agree to float32 rounding
 // (~1e-7 relative) and not bit for bit; six AdamW steps of lr 2e-4 keep the weights within 1e-5.
 TEST(Distributed, TwoRanksOfBatchBTrainLikeOneRankOfBatch2B) {
-  Run one(8, 6), two(4, 6);
+  TinyRun one(8, 6), two(4, 6);
   const auto a = train(one, {});
   ASSERT_EQ(a.exit_code, 0) << a.err;
   const auto b = train(two, {"--nproc", "2"});
@@ -108,7 +108,7 @@ TEST(Distributed, TwoRanksOfBatchBTrainLikeOneRankOfBatch2B) {
 }
 
 TEST(Distributed, TwoRankStopAndResumeEqualsAnUninterruptedTwoRankRunBitForBit) {
-  Run whole(4, 6), halves(4, 6);
+  TinyRun whole(4, 6), halves(4, 6);
   ASSERT_EQ(train(whole, {"--nproc", "2"}).exit_code, 0);
   const auto first = train(halves, {"--nproc", "2", "--set", "train.steps=3"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
@@ -122,7 +122,7 @@ TEST(Distributed, TwoRankStopAndResumeEqualsAnUninterruptedTwoRankRunBitForBit) 
 }
 
 TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
-  Run reference(8, 6), switched(4, 6);
+  TinyRun reference(8, 6), switched(4, 6);
   ASSERT_EQ(train(reference, {}).exit_code, 0);
   ASSERT_EQ(train(switched, {"--nproc", "2", "--set", "train.steps=3"}).exit_code, 0);
   // Global batch 8 at step 3: the next batch starts at sample 24 of epoch 0.
@@ -140,7 +140,7 @@ TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
 }
 
 TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
-  Run run(4, 1000000);
+  TinyRun run(4, 1000000);
   const int port = free_port();
   std::vector<std::unique_ptr<test::BackgroundCommand>> ranks;
   for (int r = 0; r < 2; ++r)
@@ -161,7 +161,7 @@ TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
 }
 
 TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
-  Run run(4, 2);
+  TinyRun run(4, 2);
   const int port = free_port();
   auto rank0 = test::start_diffuse({"train", "--config", run.config, "--threads", "1"}, rank_env(0, port));
   auto rank1 = test::start_diffuse({"train", "--config", run.config, "--threads", "1", "--set", "train.lr=0.001"},
@@ -175,7 +175,7 @@ TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
 }
 
 TEST(Distributed, SigintToTheLauncherStopsEveryRankAfterTheSameStepWithOneCheckpoint) {
-  Run run(4, 1000000);
+  TinyRun run(4, 1000000);
   auto launcher = test::start_diffuse({"train", "--config", run.config, "--nproc", "2", "--set", "train.ckpt_every=1000000"});
   const auto metrics = run.run_dir() / "metrics.jsonl";
   ASSERT_TRUE(launcher->wait_until([&] { return test::metrics_steps(metrics).size() >= 2; }, 120)) << launcher->wait().err;
@@ -188,7 +188,7 @@ TEST(Distributed, SigintToTheLauncherStopsEveryRankAfterTheSameStepWithOneCheckp
 }
 
 TEST(Distributed, SamplingOnThreeRanksWritesTheImagesOfOneProcess) {
-  Run run(8, 1);
+  TinyRun run(8, 1);
   ASSERT_EQ(train(run, {}).exit_code, 0);
   test::TempDir out;
   const std::vector<std::string> args{"sample", "--checkpoint", run.last(), "--seeds", "0-10", "--batch-size", "3",
