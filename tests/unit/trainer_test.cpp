@@ -233,7 +233,8 @@ TEST_P(ExactResume, StoppedAndResumedRunsMatchAnUninterruptedOne) {
   ASSERT_EQ(rb1.step, 1);
   const std::string b_last = (fs::path(b.run_dir) / "ckpt" / "last.pt").string();
   ASSERT_EQ(rb1.last_checkpoint, b_last);
-  EXPECT_EQ(CheckpointReader(b_last).meta().loader_position, grad_accum);  // mid-epoch
+  // Mid-epoch, at the sample after one step's grad_accum batches of 4.
+  EXPECT_EQ(CheckpointReader(b_last).meta().loader_position, grad_accum * 4);
   TrainerOptions resume_b;
   resume_b.resume = b_last;
   const TrainResult rb2 = train(b, resume_b);
@@ -248,7 +249,7 @@ TEST_P(ExactResume, StoppedAndResumedRunsMatchAnUninterruptedOne) {
   const std::string c_step4 = (fs::path(c.run_dir) / "ckpt" / "step_4.pt").string();
   const CheckpointMeta meta4 = CheckpointReader(c_step4).meta();
   EXPECT_EQ(meta4.step, 4);
-  EXPECT_EQ(meta4.loader_epoch * 6 + meta4.loader_position, 4 * grad_accum);
+  EXPECT_EQ(meta4.loader_epoch * 6 * 4 + meta4.loader_position, 4 * grad_accum * 4);  // epochs of 6 batches of 4
   EXPECT_NE(meta4.loader_position, 0) << "the step-4 checkpoint should land mid-epoch";
   TrainerOptions resume_c;
   resume_c.resume = c_step4;
