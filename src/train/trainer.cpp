@@ -80,6 +80,8 @@ class TrainingRun {
   void initialise_from(const std::string& path);
   LoaderState resume(const std::string& path);
   void check_distributed() const;
+  void share_rank0_weights();
+  void start();
   void step_once();
   void eager_step();
   void graphed_step();
@@ -258,11 +260,13 @@ LoaderState TrainingRun::resume(const std::string& path) {
   // The logging window in progress (steps since the last metrics row), so that the next row
   // averages the same steps as in a run that never stopped.
   if (reader.meta().loss_window_steps > 0 && reader.meta().loss_window.defined()) {
-    // One sum per rank ([ranks]); resumed with another world size, each rank starts from
-    // their mean, which leaves the global mean of the window unchanged.
+    // One process saves its sum ([]), N ranks one sum each ([N]). Resumed on another world
+    // size every rank starts from their mean, which keeps the window's global mean.
     const auto& windows = reader.meta().loss_window;
-    const auto mine = windows.numel() == comm_.world_size() ? windows.reshape({-1})[comm_.rank()] : windows.mean();
-    loss_sum_ = (windows.dim() == 0 ? windows : mine).to(device_);
+    if (windows.dim() == 0) loss_sum_ = windows;
+    else if (windows.numel() == comm_.world_size()) loss_sum_ = windows[comm_.rank()];
+    else loss_sum_ = windows.mean();
+    loss_sum_ = loss_sum_.to(device_);
     window_steps_ = reader.meta().loss_window_steps;
   }
   LoaderState state;
@@ -471,7 +475,19 @@ bool TrainingRun::stop_voted(Communicator::Pending& pending, const torch::Tensor
   return vote.item<float>() > 0.0f;
 }
 
-TrainResult TrainingRun::run() {
+// Every rank starts from rank 0's weights (its initialisation, or what all ranks loaded).
+void TrainingRun::share_rank0_weights() {
+  std::vector<torch::Tensor> weights;
+  for (torch::nn::Module* module : std::vector<torch::nn::Module*>{precond_->net_ptr().get(), &ema_->net()}) {
+    for (const auto& p : module->parameters()) weights.push_back(p);
+    for (const auto& b : module->buffers()) weights.push_back(b);
+  }
+  comm_.broadcast_from_root(weights, "the initial weights");
+}
+
+// Everything before the first step: checks, the networks, the resumed or initial state, the
+// run folder and the data stream.
+void TrainingRun::start() {
   const auto& t = config_.train;
   check_distributed();
   // Weight initialisation and dropout draw from LibTorch's default generator: seed it before
@@ -496,20 +512,19 @@ TrainResult TrainingRun::run() {
     const std::string init = !t.init_from.empty() || !distillation_ ? t.init_from : config_.distill.teacher;
     if (!init.empty()) initialise_from(init);
   }
-  // Every rank starts from rank 0's weights (its initialisation, or what all ranks loaded).
-  std::vector<torch::Tensor> weights;
-  for (torch::nn::Module* module : std::vector<torch::nn::Module*>{precond_->net_ptr().get(), &ema_->net()}) {
-    for (const auto& p : module->parameters()) weights.push_back(p);
-    for (const auto& b : module->buffers()) weights.push_back(b);
-  }
-  comm_.broadcast_from_root(weights, "the initial weights");
+  share_rank0_weights();
   if (t.eval_every > 0 && root) evaluator_ = std::make_unique<training::TrainingEvaluator>(config_, device_, autocast_);
   if (root) training::create_run_dir(run_dir_, earlier_run, config_);
   loader_ = std::make_unique<DataLoader>(dataset_, lo, start);
   prefetcher_ = std::make_unique<DevicePrefetcher>(
       *loader_, device_, device_.is_cuda() && t.channels_last && config_.model.arch == ModelArch::unet);
   precond_->train();
+}
 
+TrainResult TrainingRun::run() {
+  const auto& t = config_.train;
+  const bool root = comm_.is_root();
+  start();
   TrainResult result;
   run_start_ = window_start_ = std::chrono::steady_clock::now();
   run_start_step_ = step_;

@@ -3,9 +3,6 @@
 // fail with the dead rank's name instead of hanging, refuse ranks whose configs differ, and
 // sample the same images as one process.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -67,17 +64,6 @@ bool bitwise_equal(const std::vector<torch::Tensor>& a, const std::vector<torch:
   return true;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // torchrun's environment for rank `rank` of two.
 std::vector<std::pair<std::string, std::string>> rank_env(int rank, int port) {
@@ -141,7 +127,7 @@ TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
 
 TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
   TinyRun run(4, 1000000);
-  const int port = free_port();
+  const int port = test::free_local_port();
   std::vector<std::unique_ptr<test::BackgroundCommand>> ranks;
   for (int r = 0; r < 2; ++r)
     ranks.push_back(test::start_diffuse({"train", "--config", run.config, "--threads", "1", "--dist-timeout", "30"},
@@ -162,7 +148,7 @@ TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
 
 TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
   TinyRun run(4, 2);
-  const int port = free_port();
+  const int port = test::free_local_port();
   auto rank0 = test::start_diffuse({"train", "--config", run.config, "--threads", "1"}, rank_env(0, port));
   auto rank1 = test::start_diffuse({"train", "--config", run.config, "--threads", "1", "--set", "train.lr=0.001"},
                                    rank_env(1, port));

@@ -1,9 +1,6 @@
 // The launch environment (torchrun, SLURM, bad values) and GradientSync's mean gradients,
 // checked with two ranks of a real Gloo group in one process (one thread per rank).
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
@@ -13,6 +10,7 @@
 #include "diffuse/distributed/communicator.h"
 #include "diffuse/distributed/gradient_sync.h"
 #include "support/expect_text.h"
+#include "support/run_command.h"
 
 using namespace diffuse;
 
@@ -54,17 +52,6 @@ std::string env_error(const std::map<std::string, std::string>& values) {
   return "";
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 }  // namespace
 
@@ -119,7 +106,7 @@ TEST(DistributedEnv, BadValuesNameTheVariable) {
 // that took no part keeps no gradient. Buckets of 64 bytes put the parameters in several
 // buckets.
 TEST(GradientSync, EveryRankGetsTheMeanOfTheAccumulatedGradients) {
-  const int port = free_port();
+  const int port = test::free_local_port();
   // Deterministic values (the threads must not share a random generator).
   auto make_params = [] {
     auto values = [](std::vector<int64_t> shape, double k) {
