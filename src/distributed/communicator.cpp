@@ -137,7 +137,8 @@ struct Communicator::Impl {
   std::condition_variable stop_cv;
   bool stopping = false;
 
-  void connect();
+  void connect_store();
+  void connect_group();
   void start_heartbeat();
   std::optional<int64_t> heartbeat_of(int rank);
   std::string peer_report();
@@ -145,7 +146,15 @@ struct Communicator::Impl {
   void wait(c10d::Work& work, const std::string& what);
 };
 
-void Communicator::Impl::connect() {
+void Communicator::Impl::connect_store() {
+  // LibTorch 2.x store servers (torchrun's agent) wait for a handshake that 1.13 clients never
+  // send, so a 1.13 build cannot use the agent's store; its rank 0 hosts one on the next port.
+  if (env.agent_store && !DIFFUSE_TORCH2) {
+    spdlog::info("LibTorch {} cannot use torchrun's store at {}:{}; rank 0 hosts diffuse's own at port {}",
+                 compat::torch_version(), env.master_addr, env.master_port, env.master_port + 1);
+    env.agent_store = false;
+    env.master_port += 1;
+  }
   c10d::TCPStoreOptions o;
   o.port = static_cast<uint16_t>(env.master_port);
   o.isServer = env.rank == 0 && !env.agent_store;
@@ -165,6 +174,10 @@ void Communicator::Impl::connect() {
                            " ranks started with the same MASTER_ADDR and MASTER_PORT, and is the port free on rank 0's "
                            "machine?");
   }
+}
+
+void Communicator::Impl::connect_group() {
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("diffuse/group", store);
   try {
     if (backend == "nccl") {
@@ -293,7 +306,8 @@ Communicator::Communicator(const DistributedEnv& env, torch::Device device, cons
   if (nccl && !device.is_cuda())
     throw UsageError("--dist-backend nccl runs on CUDA devices, and this run's device is " + device.str());
   impl_->device = nccl ? device : torch::Device(torch::kCPU);
-  impl_->connect();
+  impl_->connect_store();
+  impl_->connect_group();
   impl_->start_heartbeat();
   spdlog::info("rank {} of {} ({}, local rank {}): {} group through {}:{}", env.rank, env.world_size, env.launcher,
                env.local_rank, impl_->backend, env.master_addr, env.master_port);
