@@ -119,6 +119,71 @@ torch::Device rank_device(torch::Device device, const DistributedEnv& env) {
   return device;
 }
 
+namespace {
+
+// Liveness: a thread with its own store connection raises this rank's counter every
+// kHeartbeatPeriod, reads every other rank's, and watches for the key rank 0 sets when its
+// own work is done. The main thread only reads what the thread last saw, so no store
+// request of the main thread can hang on a frozen store host (a TCPStore request to a
+// stopped server never returns); the thread is left behind in that case.
+struct Heartbeat {
+  explicit Heartbeat(int ranks) : last_change(static_cast<size_t>(ranks)), counts(static_cast<size_t>(ranks), -1) {}
+
+  std::mutex mutex;  // guards everything below; never held across a store request
+  std::condition_variable wake;
+  bool stopping = false, finished = false;
+  Clock::time_point last_round;              // the last full round of store requests
+  std::vector<Clock::time_point> last_change;  // per rank: when its counter last moved
+  std::vector<int64_t> counts;
+  std::string watched;  // the key root_done_then_others_continue waits for
+  bool watched_seen = false;
+
+  // Ranks other than `self` whose counters stood still for kHeartbeatSilence; -1 in the
+  // list means the store itself stopped answering.
+  std::vector<int> silent(int self) {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto now = Clock::now();
+    if (now - last_round > kHeartbeatSilence) return {-1};
+    std::vector<int> out;
+    for (size_t r = 0; r < counts.size(); ++r)
+      if (static_cast<int>(r) != self && now - last_change[r] > kHeartbeatSilence) out.push_back(static_cast<int>(r));
+    return out;
+  }
+
+  static void run(const std::shared_ptr<Heartbeat>& self, c10::intrusive_ptr<c10d::Store> store, int rank) {
+    std::unique_lock<std::mutex> lock(self->mutex);
+    while (!self->stopping) {
+      const std::string watched = self->watched_seen ? std::string() : self->watched;
+      lock.unlock();
+      std::vector<int64_t> counts(self->counts.size());
+      bool seen = false;
+      try {
+        store->add(heartbeat_key(rank), 1);
+        for (size_t r = 0; r < counts.size(); ++r) counts[r] = store->add(heartbeat_key(static_cast<int>(r)), 0);
+        seen = !watched.empty() && store->check({watched});
+      } catch (const std::exception&) {
+        lock.lock();
+        break;  // the store's host is gone; silent() reports it once kHeartbeatSilence has passed
+      }
+      lock.lock();
+      const auto now = Clock::now();
+      self->last_round = now;
+      for (size_t r = 0; r < counts.size(); ++r)
+        if (counts[r] != self->counts[r]) {
+          self->counts[r] = counts[r];
+          self->last_change[r] = now;
+        }
+      if (seen && watched == self->watched) self->watched_seen = true;
+      self->wake.notify_all();
+      self->wake.wait_for(lock, kHeartbeatPeriod, [&] { return self->stopping; });
+    }
+    self->finished = true;
+    self->wake.notify_all();
+  }
+};
+
+}  // namespace
+
 struct Communicator::Impl {
   DistributedEnv env;
   DistributedOptions options;
@@ -128,19 +193,11 @@ struct Communicator::Impl {
   c10::intrusive_ptr<compat::C10dBackend> group;
   int64_t done_count = 0;  // root_done_then_others_continue calls so far (the same on every rank)
 
-  // The heartbeat: a counter of this rank's in the store, raised every kHeartbeatPeriod by a
-  // thread with its own connection (the main one may be stuck in a failed request).
-  c10::intrusive_ptr<c10d::Store> beat_store;
-  std::mutex beat_mutex;  // beat_store is used by the thread and by peer_report()
-  std::thread beat;
-  std::mutex stop_mutex;
-  std::condition_variable stop_cv;
-  bool stopping = false;
+  c10::intrusive_ptr<c10d::Store> beat_store;  // the heartbeat thread's own connection
+  std::shared_ptr<Heartbeat> heartbeat;        // shared with that thread, which may outlive us
 
   void connect_store();
   void connect_group();
-  void start_heartbeat();
-  std::optional<int64_t> heartbeat_of(int rank);
   std::string peer_report();
   [[noreturn]] void fail(const std::string& what, const std::string& cause);
   void wait(c10d::Work& work, const std::string& what);
@@ -214,53 +271,24 @@ void Communicator::Impl::connect_group() {
   }
 }
 
-void Communicator::Impl::start_heartbeat() {
-  beat = std::thread([this] {
-    std::unique_lock<std::mutex> lock(stop_mutex);
-    while (!stopping) {
-      lock.unlock();
-      try {
-        std::lock_guard<std::mutex> guard(beat_mutex);
-        beat_store->add(heartbeat_key(env.rank), 1);
-      } catch (const std::exception&) {
-        return;  // the store's host is gone; the main thread learns it at its next collective
-      }
-      lock.lock();
-      stop_cv.wait_for(lock, kHeartbeatPeriod, [this] { return stopping; });
-    }
-  });
-}
-
-std::optional<int64_t> Communicator::Impl::heartbeat_of(int rank) {
-  try {
-    std::lock_guard<std::mutex> guard(beat_mutex);
-    return beat_store->add(heartbeat_key(rank), 0);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
+// Who is to blame for a failed collective: waits until the heartbeats single out a rank
+// (a peer that just died still looks alive for kHeartbeatSilence).
 std::string Communicator::Impl::peer_report() {
   const std::string host = std::string(env.agent_store ? "torchrun's agent" : "rank 0") +
                            ", which hosts the rendezvous store at " + env.master_addr + ":" +
-                           std::to_string(env.master_port) + ", is gone (it died, or its machine is unreachable)";
-  std::vector<int64_t> before(static_cast<size_t>(env.world_size));
-  for (int r = 0; r < env.world_size; ++r) {
-    const auto beat_count = heartbeat_of(r);
-    if (!beat_count) return host;
-    before[static_cast<size_t>(r)] = *beat_count;
+                           std::to_string(env.master_port) + ", stopped answering (it died, froze, or its machine "
+                           "is unreachable)";
+  const auto deadline = Clock::now() + kHeartbeatSilence + 2 * kHeartbeatPeriod;
+  while (true) {
+    const auto silent = heartbeat->silent(env.rank);
+    if (!silent.empty() && silent.front() == -1) return host;
+    if (!silent.empty())
+      return (silent.size() == 1 ? "rank " : "ranks ") + rank_list(silent) + " stopped responding (no heartbeat for " +
+             std::to_string(kHeartbeatSilence.count()) + " s: died or froze)";
+    if (Clock::now() > deadline)
+      return "every other rank is alive, so one of them stopped taking part (it failed on its own; see its error)";
+    std::this_thread::sleep_for(kHeartbeatPeriod / 5);
   }
-  std::this_thread::sleep_for(kHeartbeatSilence);
-  std::vector<int> silent;
-  for (int r = 0; r < env.world_size; ++r) {
-    if (r == env.rank) continue;
-    const auto beat_count = heartbeat_of(r);
-    if (!beat_count) return host;
-    if (*beat_count == before[static_cast<size_t>(r)]) silent.push_back(r);
-  }
-  if (silent.empty()) return "every other rank is alive, so one of them stopped taking part (it failed on its own; see its error)";
-  return (silent.size() == 1 ? "rank " : "ranks ") + rank_list(silent) + " stopped responding (no heartbeat for " +
-         std::to_string(kHeartbeatSilence.count()) + " s: died or froze)";
 }
 
 void Communicator::Impl::fail(const std::string& what, const std::string& cause) {
@@ -308,19 +336,25 @@ Communicator::Communicator(const DistributedEnv& env, torch::Device device, cons
   impl_->device = nccl ? device : torch::Device(torch::kCPU);
   impl_->connect_store();
   impl_->connect_group();
-  impl_->start_heartbeat();
+  impl_->heartbeat = std::make_shared<Heartbeat>(env.world_size);
+  {
+    std::lock_guard<std::mutex> lock(impl_->heartbeat->mutex);
+    impl_->heartbeat->last_round = Clock::now();
+    std::fill(impl_->heartbeat->last_change.begin(), impl_->heartbeat->last_change.end(), Clock::now());
+  }
+  std::thread(Heartbeat::run, impl_->heartbeat, impl_->beat_store, env.rank).detach();
   spdlog::info("rank {} of {} ({}, local rank {}): {} group through {}:{}", env.rank, env.world_size, env.launcher,
                env.local_rank, impl_->backend, env.master_addr, env.master_port);
 }
 
 Communicator::~Communicator() {
   if (!impl_) return;
-  {
-    std::lock_guard<std::mutex> lock(impl_->stop_mutex);
-    impl_->stopping = true;
-  }
-  impl_->stop_cv.notify_all();
-  if (impl_->beat.joinable()) impl_->beat.join();
+  // The thread holds its own reference to the heartbeat and the store; it ends within a
+  // period, unless it is stuck in a request to a frozen store host, where it is left behind.
+  std::unique_lock<std::mutex> lock(impl_->heartbeat->mutex);
+  impl_->heartbeat->stopping = true;
+  impl_->heartbeat->wake.notify_all();
+  impl_->heartbeat->wake.wait_for(lock, 4 * kHeartbeatPeriod, [this] { return impl_->heartbeat->finished; });
 }
 
 std::string Communicator::backend_name() const { return impl_ ? impl_->backend : "none"; }
@@ -405,30 +439,21 @@ void Communicator::root_done_then_others_continue(const std::string& what) {
     impl_->store->set(key, bytes_of("1"));
     return;
   }
-  auto last_beat = impl_->heartbeat_of(0);
-  auto last_change = Clock::now(), last_look = last_change;
+  auto& beat = *impl_->heartbeat;
+  {
+    std::lock_guard<std::mutex> lock(beat.mutex);
+    beat.watched = key;
+    beat.watched_seen = false;
+  }
   while (true) {
-    bool ready = false;
-    try {
-      ready = impl_->store->check({key});
-    } catch (const std::exception& e) {
-      impl_->fail("waiting for rank 0 to finish " + what, e.what());
+    {
+      std::unique_lock<std::mutex> lock(beat.mutex);
+      if (beat.wake.wait_for(lock, kHeartbeatPeriod, [&] { return beat.watched_seen; })) return;
     }
-    if (ready) return;
-    const auto now = Clock::now();
-    if (now - last_look >= kHeartbeatPeriod) {
-      last_look = now;
-      const auto beat_count = impl_->heartbeat_of(0);
-      if (beat_count != last_beat) {
-        last_beat = beat_count;
-        last_change = now;
-      } else if (now - last_change >= kHeartbeatSilence) {
-        throw DistributedError("rank " + std::to_string(rank()) + ": waiting for rank 0 to finish " + what +
-                               " failed: rank 0 stopped responding (no heartbeat for " +
-                               std::to_string(kHeartbeatSilence.count()) + " s: died or froze)");
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto silent = beat.silent(rank());
+    if (!silent.empty() && (silent.front() <= 0))
+      throw DistributedError("rank " + std::to_string(rank()) + ": waiting for rank 0 to finish " + what +
+                             " failed: " + impl_->peer_report());
   }
 }
 
