@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
+#include "distributed_launch.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/eval/evaluate.h"
@@ -33,8 +34,9 @@ int run_eval(const std::vector<std::string>& argv) {
             "network assigns their intended class. Image sources: fashion:train | fashion:test,\n"
             "TYPE:PATH[:SPLIT] (TYPE idx, cifar10, image_folder), a folder of images (diffuse sample's\n"
             "output; labels from the _classK names) or a .pt tensor file. --ref also takes a stats file\n"
-            "written by --save-stats.",
-            {
+            "written by --save-stats. On several ranks each runs its share of the network's batches\n"
+            "and rank 0 reports the figures one process would.",
+            with_distributed_flags({
                 {"--samples", "SRC", "the generated images"},
                 {"--ref", "SRC", "reference images, or a stats file from --save-stats"},
                 {"--features", "NET", "feature network: a diffuse classifier checkpoint, or torchscript:PATH"},
@@ -53,9 +55,10 @@ int run_eval(const std::vector<std::string>& argv) {
                 {"--no-ema", "", "classifier feature network: use the raw weights instead of the EMA weights"},
                 {"--out", "FILE", "write the metrics as JSON to FILE"},
                 thread_flag(),
-            });
+            }));
   if (!args.parse(argv)) return 0;
   apply_common_flags(args);
+  if (const auto code = launch_local_workers_if_asked(args, "eval", argv)) return *code;
   apply_thread_flag(args);
   const std::string ref_spec = args.require("--ref");
   const std::string features_spec = args.require("--features");
@@ -80,7 +83,14 @@ int run_eval(const std::vector<std::string>& argv) {
   mo.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   mo.class_accuracy = args.has("--classes");
 
-  const auto device = resolve_device(args.get("--device", "auto"), "--device");
+  const auto communicator = join_ranks(args, resolve_device(args.get("--device", "auto"), "--device"));
+  const auto device = rank_device(resolve_device(args.get("--device", "auto"), "--device"), communicator->env());
+  FeatureSharding sharding;
+  sharding.rank = communicator->rank();
+  sharding.ranks = communicator->world_size();
+  sharding.gather = [&communicator](const torch::Tensor& rows) {
+    return communicator->all_gather(rows, "gathering the features");
+  };
   const auto start = std::chrono::steady_clock::now();
   auto network = torchscript ? load_feature_network(features_spec, input, device)
                              : load_classifier_features(features_spec, !args.has("--no-ema"), device);
@@ -94,9 +104,10 @@ int run_eval(const std::vector<std::string>& argv) {
     reference = load_feature_stats(ref_spec);
     spdlog::info("reference: {} ({} images, from {})", ref_spec, reference.features.size(0), reference.source);
   } else {
-    reference = extract_features(*network, ref_spec, ref_limit, batch, decile_progress("reference " + ref_spec, "images"));
+    reference =
+        extract_features(*network, ref_spec, ref_limit, batch, decile_progress("reference " + ref_spec, "images"), sharding);
   }
-  if (args.has("--save-stats")) {
+  if (args.has("--save-stats") && communicator->is_root()) {
     save_feature_stats(args.get("--save-stats"), reference);
     spdlog::info("wrote the stats of {} ({} images) to {}", reference.source, reference.features.size(0),
                  args.get("--save-stats"));
@@ -107,7 +118,9 @@ int run_eval(const std::vector<std::string>& argv) {
     throw DataError(ref_spec + " holds features of network '" + reference.network + "', but --features " + features_spec +
                     " is '" + network->identity() + "'; compute the reference again with this --features");
   const std::string samples_spec = args.get("--samples");
-  const FeatureSet samples = extract_features(*network, samples_spec, limit, batch, decile_progress("samples " + samples_spec, "images"));
+  const FeatureSet samples =
+      extract_features(*network, samples_spec, limit, batch, decile_progress("samples " + samples_spec, "images"), sharding);
+  if (!communicator->is_root()) return 0;
   const EvalMetrics m = compute_eval_metrics(reference, samples, mo);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

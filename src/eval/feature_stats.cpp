@@ -169,25 +169,68 @@ ImageReader open_source(const std::string& spec) {
                   "fashion:test, TYPE:PATH[:SPLIT] with TYPE idx, cifar10 or image_folder, a folder of images or a .pt tensor file)");
 }
 
+// The one-process row order from gathered rows: batch b sits on rank b mod ranks, at
+// position b / ranks among that rank's batches of `rows` padded rows.
+torch::Tensor reassemble(const torch::Tensor& gathered, int64_t n, int64_t batch_size, int ranks, int64_t rows) {
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  auto out = torch::empty({n, gathered.size(1)}, gathered.options());
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t count = std::min(batch_size, n - b * batch_size);
+    out.narrow(0, b * batch_size, count).copy_(gathered.narrow(0, (b % ranks) * rows + (b / ranks) * batch_size, count));
+  }
+  return out;
+}
+
+// This rank's rows padded to `rows`, gathered from every rank and put back in batch order.
+torch::Tensor gather_rows(const FeatureSharding& sharding, const torch::Tensor& local, int64_t rows, int64_t n,
+                          int64_t batch_size) {
+  auto padded = torch::zeros({rows, local.size(1)}, local.options());
+  padded.narrow(0, 0, local.size(0)).copy_(local);
+  return reassemble(sharding.gather(padded), n, batch_size, sharding.ranks, rows);
+}
+
 FeatureSet run_network(FeatureNetwork& network, const ImageReader& reader, int64_t limit, int64_t batch_size,
-                       const std::string& source, const FeatureProgress& progress) {
+                       const std::string& source, const FeatureProgress& progress, const FeatureSharding& sharding = {}) {
   const int64_t n = limit > 0 ? std::min(limit, reader.count) : reader.count;
   if (n < 2) throw DataError(source + ": need at least 2 images for feature statistics, found " + std::to_string(n));
   FeatureSet set;
   set.network = network.identity();
   set.source = source;
+  const int64_t batches = (n + batch_size - 1) / batch_size;
   std::vector<torch::Tensor> features, logits;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const int64_t end = std::min(begin + batch_size, n);
-    auto [images, labels] = reader.read(begin, end);
+  std::vector<int64_t> labels;
+  for (int64_t b = sharding.rank; b < batches; b += sharding.ranks) {
+    const int64_t begin = b * batch_size, end = std::min(begin + batch_size, n);
+    auto [images, batch_labels] = reader.read(begin, end);
     FeatureBatch batch = network.extract(images);
     features.push_back(batch.features);
     if (batch.logits.defined()) logits.push_back(batch.logits);
-    set.labels.insert(set.labels.end(), labels.begin(), labels.end());
+    labels.insert(labels.end(), batch_labels.begin(), batch_labels.end());
     if (progress) progress(end, n);
   }
-  set.features = torch::cat(features);
-  if (!logits.empty()) set.logits = torch::cat(logits);
+  if (sharding.ranks <= 1) {
+    set.features = torch::cat(features);
+    if (!logits.empty()) set.logits = torch::cat(logits);
+    set.labels = std::move(labels);
+  } else {
+    // A rank without a batch of its own runs batch 0 for the shapes; its rows are padding.
+    bool has_labels = !labels.empty();
+    if (features.empty()) {
+      auto [images, batch_labels] = reader.read(0, std::min(batch_size, n));
+      FeatureBatch batch = network.extract(images);
+      features.push_back(batch.features.narrow(0, 0, 0));
+      if (batch.logits.defined()) logits.push_back(batch.logits.narrow(0, 0, 0));
+      has_labels = !batch_labels.empty();
+    }
+    const int64_t rows = (batches + sharding.ranks - 1) / sharding.ranks * batch_size;
+    set.features = gather_rows(sharding, torch::cat(features), rows, n, batch_size);
+    if (!logits.empty()) set.logits = gather_rows(sharding, torch::cat(logits), rows, n, batch_size);
+    if (has_labels) {
+      const auto mine = torch::tensor(labels, torch::kLong).view({-1, 1});
+      const auto all = gather_rows(sharding, mine, rows, n, batch_size).contiguous();
+      set.labels.assign(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + n);
+    }
+  }
   set.moments = feature_moments(set.features);
   return set;
 }
@@ -195,8 +238,8 @@ FeatureSet run_network(FeatureNetwork& network, const ImageReader& reader, int64
 }  // namespace
 
 FeatureSet extract_features(FeatureNetwork& network, const std::string& source, int64_t limit, int64_t batch_size,
-                            const FeatureProgress& progress) {
-  return run_network(network, open_source(source), limit, batch_size, source, progress);
+                            const FeatureProgress& progress, const FeatureSharding& sharding) {
+  return run_network(network, open_source(source), limit, batch_size, source, progress, sharding);
 }
 
 FeatureSet extract_features(FeatureNetwork& network, const DataOptions& data, const std::string& source,

@@ -34,8 +34,19 @@ struct FeatureSet {
 //                                    pt; labels from sampling.yaml beside it)
 // `limit` > 0 keeps the first `limit` images. `progress` receives (done, total).
 using FeatureProgress = std::function<void(int64_t done, int64_t total)>;
+
+// Data-parallel extraction: rank r runs batches r, r + ranks, ... of the one-process batch
+// order, and `gather` (every rank's [n, ...] rows, the same n on each, concatenated in rank
+// order; a Communicator's all_gather) brings them together, so that every rank ends with
+// the FeatureSet one process computes.
+struct FeatureSharding {
+  int rank = 0;
+  int ranks = 1;
+  std::function<torch::Tensor(const torch::Tensor&)> gather;
+};
+
 FeatureSet extract_features(FeatureNetwork& network, const std::string& source, int64_t limit, int64_t batch_size,
-                            const FeatureProgress& progress = {});
+                            const FeatureProgress& progress = {}, const FeatureSharding& sharding = {});
 // The same for a dataset described by data options (the trainer's reference).
 FeatureSet extract_features(FeatureNetwork& network, const DataOptions& data, const std::string& source,
                             int64_t batch_size, const FeatureProgress& progress = {});
