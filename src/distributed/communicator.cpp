@@ -107,6 +107,16 @@ DistributedEnv distributed_env_from_environment() {
   return env;
 }
 
+bool distributed_backend_built(DistributedBackend backend) {
+#if defined(DIFFUSE_WITH_NCCL)
+  if (backend == DistributedBackend::nccl) return true;
+#endif
+#if defined(DIFFUSE_WITH_GLOO)
+  if (backend != DistributedBackend::nccl) return true;
+#endif
+  return false;
+}
+
 DistributedBackend parse_distributed_backend(const std::string& text, const std::string& what) {
   if (text == "auto") return DistributedBackend::automatic;
   if (text == "gloo") return DistributedBackend::gloo;

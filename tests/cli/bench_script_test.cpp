@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "diffuse/distributed/communicator.h"
 #include "support/run_command.h"
 #include "support/test_paths.h"
 
@@ -40,6 +41,7 @@ TEST(BenchScript, SmallRunPrintsEveryWorkload) {
 }
 
 TEST(BenchScript, NprocReportsImagesPerSecondAtBothSizesAndTheEfficiency) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   const auto script = (test::source_dir() / "scripts" / "bench.sh").string();
   const auto result = test::run_command(
       {"/bin/bash", script, "--small", "--device", "cpu", "--nproc", "2", "--only", "unet_train"}, bench_env());

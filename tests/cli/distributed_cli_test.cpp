@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "diffuse/distributed/communicator.h"
 #include "diffuse/train/checkpoint.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
@@ -77,6 +78,7 @@ std::vector<std::pair<std::string, std::string>> rank_env(int rank, int port) {
 // and the gradients are summed in another order, so the figures agree to float32 rounding
 // (~1e-7 relative) and not bit for bit; six AdamW steps of lr 2e-4 keep the weights within 1e-5.
 TEST(Distributed, TwoRanksOfBatchBTrainLikeOneRankOfBatch2B) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun one(8, 6), two(4, 6);
   const auto a = train(one, {});
   ASSERT_EQ(a.exit_code, 0) << a.err;
@@ -94,6 +96,7 @@ TEST(Distributed, TwoRanksOfBatchBTrainLikeOneRankOfBatch2B) {
 }
 
 TEST(Distributed, TwoRankStopAndResumeEqualsAnUninterruptedTwoRankRunBitForBit) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun whole(4, 6), halves(4, 6);
   ASSERT_EQ(train(whole, {"--nproc", "2"}).exit_code, 0);
   const auto first = train(halves, {"--nproc", "2", "--set", "train.steps=3"});
@@ -108,6 +111,7 @@ TEST(Distributed, TwoRankStopAndResumeEqualsAnUninterruptedTwoRankRunBitForBit) 
 }
 
 TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun reference(8, 6), switched(4, 6);
   ASSERT_EQ(train(reference, {}).exit_code, 0);
   ASSERT_EQ(train(switched, {"--nproc", "2", "--set", "train.steps=3"}).exit_code, 0);
@@ -126,6 +130,7 @@ TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
 }
 
 TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(4, 1000000);
   const int port = test::free_local_port();
   std::vector<std::unique_ptr<test::BackgroundCommand>> ranks;
@@ -147,6 +152,7 @@ TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
 }
 
 TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(4, 2);
   const int port = test::free_local_port();
   auto rank0 = test::start_diffuse({"train", "--config", run.config, "--threads", "1"}, rank_env(0, port));
@@ -161,6 +167,7 @@ TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
 }
 
 TEST(Distributed, SigintToTheLauncherStopsEveryRankAfterTheSameStepWithOneCheckpoint) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(4, 1000000);
   auto launcher = test::start_diffuse({"train", "--config", run.config, "--nproc", "2", "--set", "train.ckpt_every=1000000"});
   const auto metrics = run.run_dir() / "metrics.jsonl";
@@ -174,6 +181,7 @@ TEST(Distributed, SigintToTheLauncherStopsEveryRankAfterTheSameStepWithOneCheckp
 }
 
 TEST(Distributed, SamplingOnThreeRanksWritesTheImagesOfOneProcess) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(8, 1);
   ASSERT_EQ(train(run, {}).exit_code, 0);
   test::TempDir out;

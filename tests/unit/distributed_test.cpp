@@ -106,6 +106,7 @@ TEST(DistributedEnv, BadValuesNameTheVariable) {
 // that took no part keeps no gradient. Buckets of 64 bytes put the parameters in several
 // buckets.
 TEST(GradientSync, EveryRankGetsTheMeanOfTheAccumulatedGradients) {
+  if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   const int port = test::free_local_port();
   // Deterministic values (the threads must not share a random generator).
   auto make_params = [] {

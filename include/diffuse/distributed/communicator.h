@@ -44,6 +44,10 @@ DistributedEnv distributed_env_from_environment();
 
 enum class DistributedBackend { automatic, gloo, nccl };
 
+// Whether this build has `backend`: Gloo needs Gloo's headers at build time (Debian's
+// libgloo-dev), NCCL a CUDA LibTorch with nccl.h. `automatic` asks for Gloo.
+bool distributed_backend_built(DistributedBackend backend);
+
 // "auto", "gloo" or "nccl"; throws UsageError naming `what` for anything else.
 DistributedBackend parse_distributed_backend(const std::string& text, const std::string& what);
 
