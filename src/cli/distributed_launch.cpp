@@ -23,22 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 int64_t timeout_seconds(const Args& args) { return args.get_int("--dist-timeout", 300, 1, 86400); }
 
-// A TCP port of 127.0.0.1 that nothing listens on now (the kernel's pick for port 0).
-int free_local_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw Error("--nproc: cannot open a socket to find a free port for MASTER_PORT");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t length = sizeof addr;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
-  ::close(fd);
-  if (!ok) throw Error("--nproc: no free port on 127.0.0.1 for MASTER_PORT (set MASTER_PORT yourself)");
-  return ntohs(addr.sin_port);
-}
-
 // The worker's command line: argv without --nproc N, and with --threads sharing this
 // machine's CPUs among the workers when neither --threads nor OMP_NUM_THREADS says otherwise.
 std::vector<std::string> worker_argv(const std::string& command, const std::vector<std::string>& argv, int nproc) {
@@ -145,6 +129,21 @@ int supervise(std::vector<Worker>& workers, std::chrono::seconds grace) {
 }
 
 }  // namespace
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("--nproc: cannot open a socket to find a free port for MASTER_PORT");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t length = sizeof addr;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
+  ::close(fd);
+  if (!ok) throw Error("--nproc: no free port on 127.0.0.1 for MASTER_PORT (set MASTER_PORT yourself)");
+  return ntohs(addr.sin_port);
+}
 
 std::vector<FlagSpec> with_distributed_flags(std::vector<FlagSpec> flags) {
   flags.insert(flags.end(), {

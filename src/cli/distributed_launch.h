@@ -24,6 +24,10 @@ std::vector<FlagSpec> with_distributed_flags(std::vector<FlagSpec> flags);
 std::optional<int> launch_local_workers_if_asked(const Args& args, const std::string& command,
                                                  const std::vector<std::string>& argv);
 
+// A TCP port of 127.0.0.1 that nothing listens on now (the kernel's pick for port 0): the
+// MASTER_PORT of --nproc. Throws Error when there is none.
+int free_local_port();
+
 // This process's place among the ranks (from the launcher's environment): a world of one
 // without a launcher. In a distributed run, log lines carry the rank and ranks above 0 log
 // warnings only (unless --log-level is given).

@@ -83,8 +83,9 @@ int run_eval(const std::vector<std::string>& argv) {
   mo.seed = static_cast<uint64_t>(args.get_int("--seed", 0, 0, INT64_MAX));
   mo.class_accuracy = args.has("--classes");
 
-  const auto communicator = join_ranks(args, resolve_device(args.get("--device", "auto"), "--device"));
-  const auto device = rank_device(resolve_device(args.get("--device", "auto"), "--device"), communicator->env());
+  const auto requested_device = resolve_device(args.get("--device", "auto"), "--device");
+  const auto communicator = join_ranks(args, requested_device);
+  const auto device = rank_device(requested_device, communicator->env());
   FeatureSharding sharding;
   sharding.rank = communicator->rank();
   sharding.ranks = communicator->world_size();

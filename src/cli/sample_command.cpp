@@ -104,8 +104,9 @@ int run_sample(const std::vector<std::string>& argv) {
   g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
   const int64_t grid_cols = args.get_int("--grid-cols", 0, 1, 1024);
 
-  const auto communicator = join_ranks(args, resolve_device(args.get("--device", "auto"), "--device"));
-  const auto device = rank_device(resolve_device(args.get("--device", "auto"), "--device"), communicator->env());
+  const auto requested_device = resolve_device(args.get("--device", "auto"), "--device");
+  const auto communicator = join_ranks(args, requested_device);
+  const auto device = rank_device(requested_device, communicator->env());
   if (device.is_cpu()) warn_if_reference_blas();
   LoadedModel model = load_model_for_inference(checkpoint, !args.has("--no-ema"), device);
   if (args.has("--classifier")) {

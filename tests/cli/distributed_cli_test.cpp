@@ -9,6 +9,7 @@
 
 #include "diffuse/distributed/communicator.h"
 #include "diffuse/train/checkpoint.h"
+#include "distributed_launch.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
 #include "support/run_metrics.h"
@@ -132,7 +133,7 @@ TEST(Distributed, ATwoRankCheckpointResumesOnOneRankAtTheSameSample) {
 TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
   if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(4, 1000000);
-  const int port = test::free_local_port();
+  const int port = cli::free_local_port();
   std::vector<std::unique_ptr<test::BackgroundCommand>> ranks;
   for (int r = 0; r < 2; ++r)
     ranks.push_back(test::start_diffuse({"train", "--config", run.config, "--threads", "1", "--dist-timeout", "30"},
@@ -154,7 +155,7 @@ TEST(Distributed, AKilledRankMakesTheOtherExitNamingIt) {
 TEST(Distributed, RanksWithDifferentConfigsAreRefusedAtTheStart) {
   if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
   TinyRun run(4, 2);
-  const int port = test::free_local_port();
+  const int port = cli::free_local_port();
   auto rank0 = test::start_diffuse({"train", "--config", run.config, "--threads", "1"}, rank_env(0, port));
   auto rank1 = test::start_diffuse({"train", "--config", run.config, "--threads", "1", "--set", "train.lr=0.001"},
                                    rank_env(1, port));

@@ -61,9 +61,6 @@ class BackgroundCommand {
   int status_ = 0;
 };
 
-// A TCP port of 127.0.0.1 that nothing listens on now, for MASTER_PORT in the distributed tests.
-int free_local_port();
-
 // BackgroundCommand({diffuse_binary(), args...}).
 std::unique_ptr<BackgroundCommand> start_diffuse(
     const std::vector<std::string>& args,

@@ -9,8 +9,8 @@
 
 #include "diffuse/distributed/communicator.h"
 #include "diffuse/distributed/gradient_sync.h"
+#include "distributed_launch.h"
 #include "support/expect_text.h"
-#include "support/run_command.h"
 
 using namespace diffuse;
 
@@ -107,7 +107,7 @@ TEST(DistributedEnv, BadValuesNameTheVariable) {
 // buckets.
 TEST(GradientSync, EveryRankGetsTheMeanOfTheAccumulatedGradients) {
   if (!distributed_backend_built(DistributedBackend::gloo)) GTEST_SKIP() << "this build has no Gloo (libgloo-dev)";
-  const int port = test::free_local_port();
+  const int port = cli::free_local_port();
   // Deterministic values (the threads must not share a random generator).
   auto make_params = [] {
     auto values = [](std::vector<int64_t> shape, double k) {
