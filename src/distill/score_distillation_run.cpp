@@ -120,17 +120,10 @@ nlohmann::json metrics_row(const DistillStepReport& report, const ScoreDistillat
   return row;
 }
 
-}  // namespace
-
-DistillRunResult run_score_distillation(const DistillRunOptions& r) {
+// The generator, the particle score of VSD and the distiller over `model`'s prior.
+ScoreDistiller make_distiller(const DistillRunOptions& r, const LoadedModel& model, const torch::Tensor& labels) {
   const auto& o = r.distill;
-  const fs::path out(r.out_dir);
-  LoadedModel model = load_model_for_inference(r.checkpoint, r.use_ema, r.device);
   const auto& mo = model.config.model;
-  if (mo.in_channels != 1 && mo.in_channels != 3)
-    throw ConfigError(r.checkpoint + " is a " + std::to_string(mo.in_channels) +
-                      "-channel latent model; diffuse distill renders images (1 or 3 channels)");
-  const auto labels = distill_labels(model, o, r.checkpoint, r.device);
   std::vector<uint64_t> seeds;
   for (int64_t k = 0; k < o.particles; ++k) seeds.push_back(o.seed + static_cast<uint64_t>(k));
   auto generator = make_image_generator(o.generator, {o.particles, mo.in_channels, mo.image_size, mo.image_size}, seeds);
@@ -139,14 +132,20 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
     LoadedModel second = load_model_for_inference(r.checkpoint, r.use_ema, r.device);
     particle_score = make_network_particle_score(second.precond, labels, o.vsd, o.seed ^ 0x5EEDF00DULL);
   }
-  ScoreDistiller distiller(o, make_prior(model.precond, labels), model.precond->schedule(), generator, particle_score,
-                           r.device);
+  return ScoreDistiller(o, make_prior(model.precond, labels), model.precond->schedule(), generator, particle_score,
+                        r.device);
+}
 
+// Resumes the run whose state lies in `state`, or starts the out directory afresh; returns
+// whether it resumed.
+bool open_run_directory(const DistillRunOptions& r, ScoreDistiller& distiller, const fs::path& state) {
+  const auto& o = r.distill;
+  const fs::path out(r.out_dir);
   // The run's identity: a state is only continued under the same checkpoint and options.
   const std::string record = "checkpoint: " + fs::absolute(r.checkpoint).string() + "\n" +
                              to_yaml_string(emit_score_distillation(o));
-  const fs::path state = out / "state.pt", config = out / "config.yaml";
-  DistillRunResult result;
+  const fs::path config = out / "config.yaml";
+  bool resumed = false;
   if (fs::exists(state)) {
     std::ifstream in(config);
     const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -154,7 +153,7 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
       throw ConfigError(r.out_dir + " holds a run with another checkpoint or other options (" + config.string() +
                         "); choose another --out or delete it to start over");
     distiller.load(state.string());
-    result.resumed = true;
+    resumed = true;
     training::truncate_metrics(out / "metrics.jsonl", distiller.steps_done());
     spdlog::info("resuming {} at step {}/{}", r.out_dir, distiller.steps_done(), o.steps);
   } else {
@@ -163,8 +162,29 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
     write_text_file_atomic(config.string(), record);
   }
   fs::create_directories(out / "snapshots");
-  const std::string ext = image_extension(mo.in_channels);
+  return resumed;
+}
 
+// One metrics row and one log line for the step of `report`, `seconds` into a run that
+// began (or resumed) at step `first`.
+void log_step(std::ofstream& metrics, ScoreDistiller& distiller, const ScoreDistillationOptions& o,
+              const DistillStepReport& report, double seconds, int first) {
+  const auto stats = image_statistics(front_renders(distiller));
+  metrics << metrics_row(report, o, stats, seconds).dump() << "\n" << std::flush;
+  const double rate = (report.step - first) / std::max(seconds, 1e-9);
+  spdlog::info("step {}/{} {} {:.0f}% | t {:.3f} | loss {:.4g}{} | mean |x| {:.3f} | {:.2f} steps/s | ETA {}",
+               report.step, o.steps, training::progress_bar(static_cast<double>(report.step) / o.steps),
+               100.0 * report.step / o.steps, report.t, report.loss,
+               o.method == ScoreDistillationMethod::vsd ? fmt::format(" | φ loss {:.4g}", report.particle_score_loss) : "",
+               stats.mean_abs, rate, training::format_duration((o.steps - report.step) / std::max(rate, 1e-9)));
+}
+
+// Steps until o.steps or a stop request, logging, snapshotting and saving `state` on the way;
+// fills the result's steps_done, seconds and interrupted.
+void run_steps(const DistillRunOptions& r, ScoreDistiller& distiller, const fs::path& state, const std::string& ext,
+               DistillRunResult& result) {
+  const auto& o = r.distill;
+  const fs::path out(r.out_dir);
   std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
   const auto start = std::chrono::steady_clock::now();
   const int first = distiller.steps_done();
@@ -172,16 +192,7 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
     const DistillStepReport report = distiller.step();
     const bool last = report.step == o.steps;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (report.step % o.log_every == 0 || last) {
-      const auto stats = image_statistics(front_renders(distiller));
-      metrics << metrics_row(report, o, stats, seconds).dump() << "\n" << std::flush;
-      const double rate = (report.step - first) / std::max(seconds, 1e-9);
-      spdlog::info("step {}/{} {} {:.0f}% | t {:.3f} | loss {:.4g}{} | mean |x| {:.3f} | {:.2f} steps/s | ETA {}",
-                   report.step, o.steps, training::progress_bar(static_cast<double>(report.step) / o.steps),
-                   100.0 * report.step / o.steps, report.t, report.loss,
-                   o.method == ScoreDistillationMethod::vsd ? fmt::format(" | φ loss {:.4g}", report.particle_score_loss) : "",
-                   stats.mean_abs, rate, training::format_duration((o.steps - report.step) / std::max(rate, 1e-9)));
-    }
+    if (report.step % o.log_every == 0 || last) log_step(metrics, distiller, o, report, seconds, first);
     if (report.step % o.snapshot_every == 0 || last)
       write_image_grid((out / "snapshots" / (step_name(report.step) + ext)).string(), front_renders(distiller), o.particles);
     const bool stop = r.stop_requested && r.stop_requested->load();
@@ -194,12 +205,11 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
   result.steps_done = distiller.steps_done();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics.close();
-  write_progress_picture(out, ext);
-  training::write_run_curves_picture(out);
-  if (result.interrupted) return result;
+}
 
-  write_final_pictures(distiller, o, out, ext, result);
-  const nlohmann::json summary{
+nlohmann::json run_summary(const DistillRunOptions& r, const LoadedModel& model, const DistillRunResult& result) {
+  const auto& o = r.distill;
+  return nlohmann::json{
       {"checkpoint", fs::absolute(r.checkpoint).string()},
       {"checkpoint_step", model.step},
       {"weights", model.using_ema ? "ema" : "raw"},
@@ -217,7 +227,32 @@ DistillRunResult run_score_distillation(const DistillRunOptions& r) {
       {"laplacian_variance", result.statistics.laplacian_variance},
       {"seconds", std::round(result.seconds * 1000) / 1000},
   };
-  write_text_file_atomic((out / "distill.json").string(), summary.dump(2) + "\n");
+}
+
+}  // namespace
+
+DistillRunResult run_score_distillation(const DistillRunOptions& r) {
+  const auto& o = r.distill;
+  const fs::path out(r.out_dir);
+  LoadedModel model = load_model_for_inference(r.checkpoint, r.use_ema, r.device);
+  const auto& mo = model.config.model;
+  if (mo.in_channels != 1 && mo.in_channels != 3)
+    throw ConfigError(r.checkpoint + " is a " + std::to_string(mo.in_channels) +
+                      "-channel latent model; diffuse distill renders images (1 or 3 channels)");
+  const auto labels = distill_labels(model, o, r.checkpoint, r.device);
+  ScoreDistiller distiller = make_distiller(r, model, labels);
+
+  const fs::path state = out / "state.pt";
+  DistillRunResult result;
+  result.resumed = open_run_directory(r, distiller, state);
+  const std::string ext = image_extension(mo.in_channels);
+  run_steps(r, distiller, state, ext, result);
+  write_progress_picture(out, ext);
+  training::write_run_curves_picture(out);
+  if (result.interrupted) return result;
+
+  write_final_pictures(distiller, o, out, ext, result);
+  write_text_file_atomic((out / "distill.json").string(), run_summary(r, model, result).dump(2) + "\n");
   return result;
 }
 

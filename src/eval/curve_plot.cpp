@@ -351,60 +351,88 @@ void draw_legend(Canvas& canvas, const Rect& plot, const std::vector<CurveSeries
   }
 }
 
-void draw_panel(Canvas& canvas, const CurvePanel& panel, const Rect& area) {
+// The drawable points of each series and the axes that enclose them all.
+struct PanelData {
   std::vector<std::vector<Point>> points;
+  bool has_data = false;
+  Axis x_axis, y_axis;
+};
+
+PanelData panel_data(const CurvePanel& panel) {
+  PanelData data;
   double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
   for (const CurveSeries& series : panel.series) {
-    points.push_back(drawable_points(series, panel.log_y));
-    for (const Point& p : points.back()) {
+    data.points.push_back(drawable_points(series, panel.log_y));
+    for (const Point& p : data.points.back()) {
       x_lo = std::min(x_lo, p.x), x_hi = std::max(x_hi, p.x);
       y_lo = std::min(y_lo, p.y), y_hi = std::max(y_hi, p.y);
     }
   }
   const bool has_data = x_lo <= x_hi;
-  const Axis x_axis = has_data ? linear_axis(x_lo, x_hi) : linear_axis(0, 1);
-  const Axis y_axis = panel.log_y ? (has_data ? log_axis(y_lo, y_hi) : log_axis(1, 10))
-                                  : (has_data ? linear_axis(y_lo, y_hi) : linear_axis(0, 1));
+  data.has_data = has_data;
+  data.x_axis = has_data ? linear_axis(x_lo, x_hi) : linear_axis(0, 1);
+  data.y_axis = panel.log_y ? (has_data ? log_axis(y_lo, y_hi) : log_axis(1, 10))
+                            : (has_data ? linear_axis(y_lo, y_hi) : linear_axis(0, 1));
+  return data;
+}
 
-  // Margins around the plot area: title above, y labels left, x labels and x label below.
+// The plot area of a panel and its axes: where a value lands on the canvas.
+struct PlotFrame {
+  Rect plot;
+  const Axis& x_axis;
+  const Axis& y_axis;
+
+  int64_t column(double x) const {
+    return plot.left +
+           std::llround(x_axis.fraction(x) * static_cast<double>(plot.right - plot.left));
+  }
+  int64_t row(double y) const {
+    return plot.bottom -
+           std::llround(y_axis.fraction(y) * static_cast<double>(plot.bottom - plot.top));
+  }
+};
+
+// The plot area inside `area`, after the margins: title above, y labels left, x labels and
+// x label below.
+Rect plot_area(const Rect& area, const Axis& x_axis, const Axis& y_axis) {
   const int64_t label_height = bitmap_font::text_height(kLabelScale);
-  const int64_t cap_height = (bitmap_font::kGlyphHeight - 1) * kLabelScale;
   int64_t y_label_width = 0;
   for (const std::string& label : y_axis.labels)
     y_label_width = std::max(y_label_width, bitmap_font::text_width(label, kLabelScale));
   const int64_t last_x_label_width = bitmap_font::text_width(x_axis.labels.back(), kLabelScale);
-  const Rect plot{area.left + kPad + y_label_width + kTickLength + 4,
-                  area.top + kPad + bitmap_font::text_height(kTitleScale) + kPad,
-                  area.right - std::max(kPad + 6, last_x_label_width / 2 + 4),
-                  area.bottom - (kPad + label_height + 6 + label_height + 3 + kTickLength)};
-  const auto column = [&](double x) {
-    return plot.left +
-           std::llround(x_axis.fraction(x) * static_cast<double>(plot.right - plot.left));
-  };
-  const auto row = [&](double y) {
-    return plot.bottom -
-           std::llround(y_axis.fraction(y) * static_cast<double>(plot.bottom - plot.top));
-  };
+  return {area.left + kPad + y_label_width + kTickLength + 4,
+          area.top + kPad + bitmap_font::text_height(kTitleScale) + kPad,
+          area.right - std::max(kPad + 6, last_x_label_width / 2 + 4),
+          area.bottom - (kPad + label_height + 6 + label_height + 3 + kTickLength)};
+}
 
-  canvas.clip_to(area);
-  for (double tick : x_axis.ticks)
-    canvas.fill({column(tick), plot.top, column(tick), plot.bottom}, kGrid);
-  for (double tick : y_axis.ticks)
-    canvas.fill({plot.left, row(tick), plot.right, row(tick)}, kGrid);
+// Grid lines, the frame, and the ticks with their labels.
+void draw_axes(Canvas& canvas, const PlotFrame& frame) {
+  const Rect& plot = frame.plot;
+  const int64_t cap_height = (bitmap_font::kGlyphHeight - 1) * kLabelScale;
+  for (double tick : frame.x_axis.ticks)
+    canvas.fill({frame.column(tick), plot.top, frame.column(tick), plot.bottom}, kGrid);
+  for (double tick : frame.y_axis.ticks)
+    canvas.fill({plot.left, frame.row(tick), plot.right, frame.row(tick)}, kGrid);
   canvas.outline(plot, kInk);
-  for (size_t i = 0; i < x_axis.ticks.size(); ++i) {
-    const int64_t x = column(x_axis.ticks[i]);
+  for (size_t i = 0; i < frame.x_axis.ticks.size(); ++i) {
+    const int64_t x = frame.column(frame.x_axis.ticks[i]);
     canvas.fill({x, plot.bottom + 1, x, plot.bottom + kTickLength}, kInk);
-    const int64_t width = bitmap_font::text_width(x_axis.labels[i], kLabelScale);
-    canvas.text(x - width / 2, plot.bottom + kTickLength + 3, x_axis.labels[i], kLabelScale, kInk);
+    const int64_t width = bitmap_font::text_width(frame.x_axis.labels[i], kLabelScale);
+    canvas.text(x - width / 2, plot.bottom + kTickLength + 3, frame.x_axis.labels[i], kLabelScale, kInk);
   }
-  for (size_t i = 0; i < y_axis.ticks.size(); ++i) {
-    const int64_t y = row(y_axis.ticks[i]);
+  for (size_t i = 0; i < frame.y_axis.ticks.size(); ++i) {
+    const int64_t y = frame.row(frame.y_axis.ticks[i]);
     canvas.fill({plot.left - kTickLength, y, plot.left - 1, y}, kInk);
-    const int64_t width = bitmap_font::text_width(y_axis.labels[i], kLabelScale);
-    canvas.text(plot.left - kTickLength - 3 - width, y - cap_height / 2, y_axis.labels[i],
+    const int64_t width = bitmap_font::text_width(frame.y_axis.labels[i], kLabelScale);
+    canvas.text(plot.left - kTickLength - 3 - width, y - cap_height / 2, frame.y_axis.labels[i],
                 kLabelScale, kInk);
   }
+}
+
+// The title centred over the panel and the x label centred under the plot area.
+void draw_titles(Canvas& canvas, const CurvePanel& panel, const Rect& area, const Rect& plot) {
+  const int64_t label_height = bitmap_font::text_height(kLabelScale);
   // A title too wide for the panel at the title size is drawn at the label size, centred in
   // the title band, rather than cut off at the panel's edge.
   const bool title_fits = bitmap_font::text_width(panel.title, kTitleScale) <= area.right - area.left - 4;
@@ -416,26 +444,44 @@ void draw_panel(Canvas& canvas, const CurvePanel& panel, const Rect& area) {
   const int64_t x_label_width = bitmap_font::text_width(panel.x_label, kLabelScale);
   canvas.text((plot.left + plot.right + 1) / 2 - x_label_width / 2,
               area.bottom - kPad - label_height, panel.x_label, kLabelScale, kInk);
+}
 
-  canvas.clip_to(plot);
-  if (!has_data) {
-    const std::string message = "no data";
-    canvas.text((plot.left + plot.right) / 2 - bitmap_font::text_width(message, kTitleScale) / 2,
-                (plot.top + plot.bottom) / 2 - bitmap_font::text_height(kTitleScale) / 2, message,
-                kTitleScale, kMutedInk);
-    return;
-  }
+void draw_no_data(Canvas& canvas, const Rect& plot) {
+  const std::string message = "no data";
+  canvas.text((plot.left + plot.right) / 2 - bitmap_font::text_width(message, kTitleScale) / 2,
+              (plot.top + plot.bottom) / 2 - bitmap_font::text_height(kTitleScale) / 2, message,
+              kTitleScale, kMutedInk);
+}
+
+void draw_series(Canvas& canvas, const PlotFrame& frame, const std::vector<std::vector<Point>>& points) {
   for (size_t s = 0; s < points.size(); ++s) {
     const Rgb colour = kSeriesColours[s % kSeriesColours.size()];
     const std::vector<Point>& series = points[s];
     for (size_t i = 1; i < series.size(); ++i)
-      canvas.line(column(series[i - 1].x), row(series[i - 1].y), column(series[i].x),
-                  row(series[i].y), colour);
+      canvas.line(frame.column(series[i - 1].x), frame.row(series[i - 1].y), frame.column(series[i].x),
+                  frame.row(series[i].y), colour);
     if (series.size() <= kMarkerMaxPoints)
       for (const Point& p : series)
-        canvas.fill({column(p.x) - 1, row(p.y) - 1, column(p.x) + 2, row(p.y) + 2}, colour);
+        canvas.fill({frame.column(p.x) - 1, frame.row(p.y) - 1, frame.column(p.x) + 2, frame.row(p.y) + 2},
+                    colour);
   }
-  if (panel.series.size() > 1) draw_legend(canvas, plot, panel.series);
+}
+
+void draw_panel(Canvas& canvas, const CurvePanel& panel, const Rect& area) {
+  const PanelData data = panel_data(panel);
+  const PlotFrame frame{plot_area(area, data.x_axis, data.y_axis), data.x_axis, data.y_axis};
+
+  canvas.clip_to(area);
+  draw_axes(canvas, frame);
+  draw_titles(canvas, panel, area, frame.plot);
+
+  canvas.clip_to(frame.plot);
+  if (!data.has_data) {
+    draw_no_data(canvas, frame.plot);
+    return;
+  }
+  draw_series(canvas, frame, data.points);
+  if (panel.series.size() > 1) draw_legend(canvas, frame.plot, panel.series);
 }
 
 }  // namespace

@@ -80,9 +80,8 @@ std::string join_ints(const std::vector<int>& values) {
   return text;
 }
 
-}  // namespace
-
-ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOptions& options) {
+// The settings of config.json that our UNet has no option for must hold diffusers' defaults.
+void require_unet2d_settings(const ImportInput& input) {
   require_config(input, "sample_size, the timestep features and the GroupNorm ε");
   require_config_setting(input, "time_embedding_type", "positional");
   require_config_setting(input, "center_input_sample", false);
@@ -95,12 +94,10 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
   require_config_setting(input, "upsample_type", "conv");
   require_block_types(input, "down_block_types", {"DownBlock2D", "AttnDownBlock2D"});
   require_block_types(input, "up_block_types", {"UpBlock2D", "AttnUpBlock2D"});
+}
 
-  ExperimentConfig c;
-  auto& m = c.model;
-  auto& u = m.unet;
-  m.arch = ModelArch::unet;
-  m.num_classes = 0;
+// in_channels, learn_sigma and base_channels from conv_in and conv_out.
+void read_unet2d_channels(const ImportInput& input, ModelOptions& m) {
   const auto& conv_in = require_tensor(input, "conv_in.weight", 4);  // [base, C, 3, 3]
   const auto& conv_out = require_tensor(input, "conv_out.weight", 4);
   m.in_channels = static_cast<int>(conv_in.size(1));
@@ -109,24 +106,25 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
     throw CheckpointError(input.weights_path + ": conv_out has " + std::to_string(conv_out.size(0)) +
                           " channels for " + std::to_string(m.in_channels) +
                           " in; diffuse's UNet outputs in_channels (or twice that, learned variance)");
-  u.base_channels = static_cast<int>(conv_in.size(0));
-  const StateDict weights = with_fused_qkv(with_current_attention_names(input.weights), input, /*conv=*/true);
-  const int levels = count_prefixed(weights, "down_blocks.", ".resnets.0.conv1.weight");
-  u.num_res_blocks = count_prefixed(weights, "down_blocks.0.resnets.", ".conv1.weight");
-  if (levels == 0 || u.num_res_blocks == 0)
-    throw CheckpointError(input.weights_path + ": no 'down_blocks.0.resnets.0.conv1.weight' tensor: not " + input.what);
+  m.unet.base_channels = static_cast<int>(conv_in.size(0));
+}
 
-  const nlohmann::json sample = input.config.value("sample_size", nlohmann::json());
-  m.image_size = sample.is_number_integer() ? sample.get<int>()
-                 : sample.is_array() && sample.size() == 2 && sample[0] == sample[1] && sample[0].is_number_integer()
-                     ? sample[0].get<int>()
-                     : 0;
-  if (m.image_size < 1)
-    throw CheckpointError(input.config_path + ": sample_size " + sample.dump() + " is not one side length (square images)");
+// config.json's sample_size as one side length, 0 when it is none (not square, missing).
+int unet2d_image_size(const nlohmann::json& sample) {
+  return sample.is_number_integer() ? sample.get<int>()
+         : sample.is_array() && sample.size() == 2 && sample[0] == sample[1] && sample[0].is_number_integer()
+             ? sample[0].get<int>()
+             : 0;
+}
+
+// channel_mult and attention_resolutions from the down blocks of an `image_size` input;
+// returns the width of each level.
+std::vector<int> read_unet2d_levels(const ImportInput& input, const StateDict& weights, int levels, int image_size,
+                                    UNetOptions& u) {
   u.channel_mult.clear();
   u.attention_resolutions.clear();
   std::vector<int> widths;
-  int size = m.image_size;
+  int size = image_size;
   for (int level = 0; level < levels; ++level) {
     const std::string down = "down_blocks." + std::to_string(level) + ".";
     const int width = static_cast<int>(weights.at(down + "resnets.0.conv1.weight").size(0));
@@ -144,6 +142,11 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
     if (attention) u.attention_resolutions.push_back(size);
     size = (size + 1) / 2;
   }
+  return widths;
+}
+
+// GroupNorm, heads, time-embedding injection and downsampling from config.json.
+void read_unet2d_block_options(const ImportInput& input, const StateDict& weights, UNetOptions& u) {
   u.num_groups = config_value(input, "norm_num_groups", 32);
   require_config_setting(input, "attn_norm_num_groups", u.num_groups);
   u.norm_eps = config_value(input, "norm_eps", 1e-5);
@@ -168,11 +171,51 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
   if (padding != 0 && padding != 1)
     throw CheckpointError(input.config_path + ": downsample_padding " + std::to_string(padding) + " is not supported (1 or 0)");
   u.downsample_padding = padding == 1 ? DownsamplePadding::symmetric : DownsamplePadding::bottom_right;
-  m.timestep.order = config_value(input, "flip_sin_to_cos", true) ? TimestepOrder::cos_sin : TimestepOrder::sin_cos;
-  m.timestep.freq_shift = config_value(input, "freq_shift", 0);
-  if (m.timestep.freq_shift != 0 && m.timestep.freq_shift != 1)
-    throw CheckpointError(input.config_path + ": freq_shift " + std::to_string(m.timestep.freq_shift) +
+}
+
+void read_unet2d_timestep(const ImportInput& input, TimestepFeatures& timestep) {
+  timestep.order = config_value(input, "flip_sin_to_cos", true) ? TimestepOrder::cos_sin : TimestepOrder::sin_cos;
+  timestep.freq_shift = config_value(input, "freq_shift", 0);
+  if (timestep.freq_shift != 0 && timestep.freq_shift != 1)
+    throw CheckpointError(input.config_path + ": freq_shift " + std::to_string(timestep.freq_shift) +
                           " is not supported (0 or 1)");
+}
+
+std::string unet2d_description(const ExperimentConfig& c, const std::vector<int>& widths) {
+  const auto& m = c.model;
+  const auto& u = m.unet;
+  return "UNet2DModel, channels [" + join_ints(widths) + "], " + std::to_string(u.num_res_blocks) +
+         " resnets per level, attention at [" + join_ints(u.attention_resolutions) + "] px, " + std::to_string(m.in_channels) + "×" +
+         std::to_string(m.image_size) + "×" + std::to_string(m.image_size) + " inputs" +
+         (m.learn_sigma ? ", learned variance" : "") + ", " + enum_name(c.diffusion.schedule, kScheduleKindNames) + " " +
+         std::to_string(c.diffusion.timesteps) + " steps, " + enum_name(c.diffusion.prediction, kPredictionNames) +
+         " prediction";
+}
+
+}  // namespace
+
+ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOptions& options) {
+  require_unet2d_settings(input);
+
+  ExperimentConfig c;
+  auto& m = c.model;
+  auto& u = m.unet;
+  m.arch = ModelArch::unet;
+  m.num_classes = 0;
+  read_unet2d_channels(input, m);
+  const StateDict weights = with_fused_qkv(with_current_attention_names(input.weights), input, /*conv=*/true);
+  const int levels = count_prefixed(weights, "down_blocks.", ".resnets.0.conv1.weight");
+  u.num_res_blocks = count_prefixed(weights, "down_blocks.0.resnets.", ".conv1.weight");
+  if (levels == 0 || u.num_res_blocks == 0)
+    throw CheckpointError(input.weights_path + ": no 'down_blocks.0.resnets.0.conv1.weight' tensor: not " + input.what);
+
+  const nlohmann::json sample = input.config.value("sample_size", nlohmann::json());
+  m.image_size = unet2d_image_size(sample);
+  if (m.image_size < 1)
+    throw CheckpointError(input.config_path + ": sample_size " + sample.dump() + " is not one side length (square images)");
+  const std::vector<int> widths = read_unet2d_levels(input, weights, levels, m.image_size, u);
+  read_unet2d_block_options(input, weights, u);
+  read_unet2d_timestep(input, m.timestep);
   c.diffusion = pipeline_diffusion(input);
   c.data.type = DatasetType::image_folder;
   c.data.resolution = m.image_size;
@@ -180,14 +223,7 @@ ImportSummary import_diffusers_unet2d(const ImportInput& input, const ImportOpti
 
   const auto net = make_model(m);
   copy_mapped(*net, weights, input, [&](const std::string& ours) { return unet2d_name(ours, u.num_res_blocks); });
-  return write_imported_model(
-      options.out, *net, c,
-      "UNet2DModel, channels [" + join_ints(widths) + "], " + std::to_string(u.num_res_blocks) +
-          " resnets per level, attention at [" + join_ints(u.attention_resolutions) + "] px, " + std::to_string(m.in_channels) + "×" +
-          std::to_string(m.image_size) + "×" + std::to_string(m.image_size) + " inputs" +
-          (m.learn_sigma ? ", learned variance" : "") + ", " + enum_name(c.diffusion.schedule, kScheduleKindNames) + " " +
-          std::to_string(c.diffusion.timesteps) + " steps, " + enum_name(c.diffusion.prediction, kPredictionNames) +
-          " prediction");
+  return write_imported_model(options.out, *net, c, unet2d_description(c, widths));
 }
 
 }  // namespace diffuse::interop

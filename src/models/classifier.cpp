@@ -6,7 +6,6 @@
 #include <string>
 
 #include "diffuse/core/error.h"
-#include "diffuse/models/embeddings.h"
 #include "unet_blocks.h"
 
 namespace diffuse {
@@ -53,8 +52,7 @@ class EncoderClassifier final : public ClassifierNet {
     const int64_t base = u.base_channels;
     const int64_t emb_channels = 4 * base;
     const BlockFactory make(u, emb_channels);
-    time_embed_in_ = register_module("time_embed_in", torch::nn::Linear(base, emb_channels));
-    time_embed_out_ = register_module("time_embed_out", torch::nn::Linear(emb_channels, emb_channels));
+    time_embed_ = register_noise_embedding(*this, base, emb_channels);
     input_conv_ = register_module("input_conv", conv3x3(options.in_channels, base));
     auto list = register_module("input_blocks", torch::nn::ModuleList());
     EncoderBlocks encoder = make_encoder_blocks(u, layout, make);
@@ -74,9 +72,7 @@ class EncoderClassifier final : public ClassifierNet {
         noise_cond.size(0) != x.size(0))
       throw DataError("classifier: expected x [B, " + std::to_string(options_.in_channels) +
                       ", H, W] and noise_cond [B], got " + shape_of(x) + " and " + shape_of(noise_cond));
-    auto emb = sinusoidal_embedding(noise_cond, options_.unet.base_channels, options_.timestep)
-                   .to(time_embed_in_->weight.scalar_type());                   // [B, base]
-    emb = time_embed_out_(F::silu(time_embed_in_(emb)));                        // [B, 4·base]
+    const auto emb = time_embed_.forward(noise_cond, options_);                // [B, 4·base]
     auto h = input_conv_(x);                                                    // [B, base, H, W]
     for (auto& block : input_blocks_) h = block->forward(h, emb, {});           // [B, C_l, H_l, W_l]
     h = middle_out_(middle_attention_(middle_in_(h, emb)), emb);                // [B, C, h, w]
@@ -92,8 +88,7 @@ class EncoderClassifier final : public ClassifierNet {
 
  private:
   ModelOptions options_;
-  torch::nn::Linear time_embed_in_{nullptr};
-  torch::nn::Linear time_embed_out_{nullptr};
+  NoiseEmbedding time_embed_;
   torch::nn::Conv2d input_conv_{nullptr};
   std::vector<UNetBlock> input_blocks_;
   ResBlock middle_in_{nullptr};

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "diffuse/core/error.h"
-#include "diffuse/models/embeddings.h"
 #include "unet_blocks.h"
 
 namespace diffuse {
@@ -26,9 +25,7 @@ class UNet final : public DiffusionNet {
     const BlockFactory make(u, emb_channels);
 
     // Noise embedding (DDPM App. B): sinusoid(c_noise) → Linear → SiLU → Linear, width 4·base.
-    time_embed_in_ = register_module("time_embed_in", torch::nn::Linear(base, emb_channels));
-    time_embed_out_ =
-        register_module("time_embed_out", torch::nn::Linear(emb_channels, emb_channels));
+    time_embed_ = register_noise_embedding(*this, base, emb_channels);
     // Class embedding added to it (ADM); row num_classes is the null label for CFG.
     if (options.num_classes > 0)
       label_embed_ = register_module(
@@ -74,10 +71,7 @@ class UNet final : public DiffusionNet {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& noise_cond,
                         const torch::Tensor& labels) override {
     check_inputs(x, noise_cond, labels);
-    const int64_t base = options_.unet.base_channels;
-    auto emb = sinusoidal_embedding(noise_cond, base, options_.timestep)
-                   .to(time_embed_in_->weight.scalar_type());               // [B, base]
-    emb = time_embed_out_(F::silu(time_embed_in_(emb)));                    // [B, 4·base]
+    auto emb = time_embed_.forward(noise_cond, options_);                  // [B, 4·base]
     if (label_embed_) emb = emb + label_embed_(labels);                     // [B, 4·base]
 
     std::vector<torch::Tensor> skips;
@@ -141,8 +135,7 @@ class UNet final : public DiffusionNet {
   }
 
   ModelOptions options_;
-  torch::nn::Linear time_embed_in_{nullptr};
-  torch::nn::Linear time_embed_out_{nullptr};
+  NoiseEmbedding time_embed_;
   torch::nn::Embedding label_embed_{nullptr};
   torch::nn::Conv2d input_conv_{nullptr};
   torch::nn::ModuleList input_list_{nullptr};   // registers input_blocks_ ("input_blocks.i")

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "diffuse/core/error.h"
+#include "diffuse/models/embeddings.h"
 
 namespace diffuse::unet_blocks {
 namespace {
@@ -15,16 +16,11 @@ std::string join(const std::vector<int64_t>& values) {
   return s;
 }
 
-}  // namespace
+[[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
 
-// Checks that the options fit together before anything is built; throws ConfigError naming
-// the key. attention_resolutions: a size that occurs at no level is allowed (presets list
-// sizes for several input resolutions, e.g. unet_small {7, 8} for 28 and 32 pixels), but a
-// list none of whose sizes occurs gives a warning, since the model then has attention only
-// in its middle block.
-UNetLayout validate_options(const ModelOptions& options) {
+// The sizes and rates, each on its own.
+void check_scalar_options(const ModelOptions& options) {
   const UNetOptions& u = options.unet;
-  const auto fail = [](const std::string& message) { throw ConfigError(message); };
   if (options.in_channels < 1)
     fail("model.in_channels must be >= 1, got " + std::to_string(options.in_channels));
   if (options.image_size < 1)
@@ -42,7 +38,10 @@ UNetLayout validate_options(const ModelOptions& options) {
     fail("model.unet.dropout must lie in [0, 1), got " + std::to_string(u.dropout));
   if (u.num_groups < 1)
     fail("model.unet.num_groups must be >= 1, got " + std::to_string(u.num_groups));
+}
 
+// base, then base·mult of each level, checked against num_groups.
+std::vector<int64_t> checked_widths(const UNetOptions& u) {
   // Every GroupNorm sees base·mult channels or a sum of them (decoder concatenations), so
   // dividing each base·mult (and base, the input conv's width) is enough.
   std::vector<int64_t> widths{u.base_channels};
@@ -52,7 +51,12 @@ UNetLayout validate_options(const ModelOptions& options) {
       fail("model.unet.num_groups (" + std::to_string(u.num_groups) +
            ") must divide every channel count base_channels × channel_mult (" + join(widths) +
            "); " + std::to_string(w) + " is not divisible");
+  return widths;
+}
 
+// The feature-map side of each level, checked to halve down to the last.
+UNetLayout checked_layout(const ModelOptions& options) {
+  const UNetOptions& u = options.unet;
   UNetLayout layout;
   layout.level_sizes.push_back(options.image_size);
   for (size_t level = 1; level < u.channel_mult.size(); ++level) {
@@ -69,7 +73,11 @@ UNetLayout validate_options(const ModelOptions& options) {
            " pixels wide; use symmetric, fewer levels or another image size");
     layout.level_sizes.push_back(downsampled_size(layout.level_sizes.back()));
   }
+  return layout;
+}
 
+void check_attention(const ModelOptions& options, const std::vector<int64_t>& widths, const UNetLayout& layout) {
+  const UNetOptions& u = options.unet;
   // Widths that get attention: the listed levels, and always the middle block.
   std::vector<int64_t> attention_widths{widths.back()};
   for (size_t level = 0; level < u.channel_mult.size(); ++level)
@@ -89,9 +97,35 @@ UNetLayout validate_options(const ModelOptions& options) {
                  "image_size {} (sizes: {}); only the middle block gets attention",
                  join(listed), options.image_size, join(layout.level_sizes));
   }
+}
+
+}  // namespace
+
+// Checks that the options fit together before anything is built; throws ConfigError naming
+// the key. attention_resolutions: a size that occurs at no level is allowed (presets list
+// sizes for several input resolutions, e.g. unet_small {7, 8} for 28 and 32 pixels), but a
+// list none of whose sizes occurs gives a warning, since the model then has attention only
+// in its middle block.
+UNetLayout validate_options(const ModelOptions& options) {
+  check_scalar_options(options);
+  const std::vector<int64_t> widths = checked_widths(options.unet);
+  UNetLayout layout = checked_layout(options);
+  check_attention(options, widths, layout);
   return layout;
 }
 
+NoiseEmbedding register_noise_embedding(torch::nn::Module& owner, int64_t base, int64_t emb_channels) {
+  NoiseEmbedding embedding;
+  embedding.in = owner.register_module("time_embed_in", torch::nn::Linear(base, emb_channels));
+  embedding.out = owner.register_module("time_embed_out", torch::nn::Linear(emb_channels, emb_channels));
+  return embedding;
+}
+
+torch::Tensor NoiseEmbedding::forward(const torch::Tensor& noise_cond, const ModelOptions& options) {
+  auto emb = sinusoidal_embedding(noise_cond, options.unet.base_channels, options.timestep)
+                 .to(in->weight.scalar_type());  // [B, base]
+  return out(F::silu(in(emb)));                  // [B, 4·base]
+}
 
 EncoderBlocks make_encoder_blocks(const UNetOptions& u, const UNetLayout& layout,
                                   const BlockFactory& factory) {

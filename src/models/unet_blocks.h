@@ -247,6 +247,18 @@ inline int64_t heads_for(const UNetOptions& unet, int64_t channels) {
 // the key (see unet_blocks.cpp).
 UNetLayout validate_options(const ModelOptions& options);
 
+// The noise embedding both networks compute: sinusoid(c_noise) → Linear → SiLU → Linear.
+// The layers are registered on the network itself as time_embed_in and time_embed_out, the
+// names its checkpoints (and the diffusers importer) use.
+struct NoiseEmbedding {
+  torch::nn::Linear in{nullptr};
+  torch::nn::Linear out{nullptr};
+
+  // [B] noise conditions → [B, emb_channels], from features of width unet.base_channels.
+  torch::Tensor forward(const torch::Tensor& noise_cond, const ModelOptions& options);
+};
+NoiseEmbedding register_noise_embedding(torch::nn::Module& owner, int64_t base, int64_t emb_channels);
+
 // Makes the layers both networks build from model.unet: ResBlocks with the noise embedding
 // of width emb_channels, attention and level-changing layers.
 class BlockFactory {

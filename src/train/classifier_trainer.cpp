@@ -103,12 +103,7 @@ void ClassifierRun::build() {
   auto& c = config_;
   dataset_ = make_dataset(c.data);
   const auto& info = dataset_->info();
-  c.model = resolve_model_options(c.model, info.channels, info.height,
-                                  static_cast<int64_t>(info.class_names.size()));
-  if (c.model.image_size != info.height || c.model.in_channels != info.channels)
-    throw ConfigError("model.image_size/in_channels (" + std::to_string(c.model.image_size) + ", " +
-                      std::to_string(c.model.in_channels) + ") do not match the dataset (" +
-                      std::to_string(info.height) + ", " + std::to_string(info.channels) + ")");
+  c.model = training::resolve_model_for_dataset(c.model, info);
   const auto schedule = NoiseSchedule::from_options(c.diffusion);
   auto net = make_classifier(c.model);
   classifier_ = NoisyClassifier(net, schedule, c.classifier.noise);

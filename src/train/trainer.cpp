@@ -76,6 +76,10 @@ class TrainingRun {
 
  private:
   void build();
+  void load_dataset();
+  std::shared_ptr<DiffusionNet> build_networks(const NoiseSchedule& schedule);
+  void build_optimizer();
+  void log_setup(const DiffusionNet& net) const;
   void build_distillation(const NoiseSchedule& schedule);
   void initialise_from(const std::string& path);
   LoaderState resume(const std::string& path);
@@ -137,23 +141,41 @@ class TrainingRun {
 
 void TrainingRun::build() {
   auto& c = config_;
+  load_dataset();
+  const auto schedule = NoiseSchedule::from_options(c.diffusion);
+  const auto net = build_networks(schedule);
+  build_optimizer();
+  noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+  if (c.distill.method == DistillMethod::consistency) build_distillation(schedule);
+  // The periodic sample settings are checked now rather than at the first grid, hours in.
+  if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
+  autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
+  if (!device_.is_cuda() && c.train.precision == Precision::bf16)
+    spdlog::info("train.precision bf16 applies to CUDA; training in fp32 on {}", device_.str());
+
+  run_dir_ = c.run_dir;
+  log_setup(*net);
+}
+
+// The dataset, and the model options resolved against it.
+void TrainingRun::load_dataset() {
+  auto& c = config_;
   dataset_ = make_dataset(c.data);
   const auto& info = dataset_->info();
   if (info.height != info.width)
     throw DataError(c.data.path + ": images are " + std::to_string(info.height) + "x" +
                     std::to_string(info.width) + "; the models need square images (set data.resolution)");
-  c.model = resolve_model_options(c.model, info.channels, info.height,
-                                  static_cast<int64_t>(info.class_names.size()));
-  if (c.model.image_size != info.height || c.model.in_channels != info.channels)
-    throw ConfigError("model.image_size/in_channels (" + std::to_string(c.model.image_size) + ", " +
-                      std::to_string(c.model.in_channels) + ") do not match the dataset (" +
-                      std::to_string(info.height) + ", " + std::to_string(info.channels) + ")");
+  c.model = training::resolve_model_for_dataset(c.model, info);
   conditional_ = c.model.num_classes > 0;
   if (conditional_ && c.model.num_classes < static_cast<int64_t>(info.class_names.size()))
     throw ConfigError("model.num_classes " + std::to_string(c.model.num_classes) + " is smaller than the " +
                       std::to_string(info.class_names.size()) + " classes of the dataset");
+}
 
-  const auto schedule = NoiseSchedule::from_options(c.diffusion);
+// The trained network and its EMA copy, each behind its preconditioning, on the device;
+// returns the trained network.
+std::shared_ptr<DiffusionNet> TrainingRun::build_networks(const NoiseSchedule& schedule) {
+  const auto& c = config_;
   auto net = make_model(c.model);
   const auto boundary = consistency_boundary(c);
   precond_ = Precond(net, c.diffusion.prediction, schedule, boundary);
@@ -166,6 +188,12 @@ void TrainingRun::build() {
     to_channels_last(*precond_);
     to_channels_last(*ema_precond_);
   }
+  return net;
+}
+
+// The gradient sync, the optimizer and, with train.cuda_graph, the graphed step.
+void TrainingRun::build_optimizer() {
+  const auto& c = config_;
   params_ = precond_->parameters();
   grad_sync_ = std::make_unique<GradientSync>(params_, comm_);
   // The fused kernel on CUDA only: on the CPU the per-tensor loop is as fast and keeps the
@@ -178,22 +206,18 @@ void TrainingRun::build() {
         device_, fused);
     ema_weight_ = torch::zeros({}, torch::TensorOptions(torch::kFloat32).device(device_));
   }
-  noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
-  if (c.distill.method == DistillMethod::consistency) build_distillation(schedule);
-  // The periodic sample settings are checked now rather than at the first grid, hours in.
-  if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
-  autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
-  if (!device_.is_cuda() && c.train.precision == Precision::bf16)
-    spdlog::info("train.precision bf16 applies to CUDA; training in fp32 on {}", device_.str());
+}
 
-  run_dir_ = c.run_dir;
+void TrainingRun::log_setup(const DiffusionNet& net) const {
+  const auto& c = config_;
+  const auto& info = dataset_->info();
   if (comm_.distributed())
     spdlog::info("data parallel over {} ranks ({}): {} images a step, {} per rank", comm_.world_size(),
                  comm_.backend_name(), c.train.batch_size * comm_.world_size() * c.train.grad_accum,
                  c.train.batch_size * c.train.grad_accum);
   spdlog::info("model: {} ({} parameters), {} {}x{}x{} images, {} classes, device {}",
                c.model.preset.empty() ? enum_name(c.model.arch, kModelArchNames) : c.model.preset,
-               count_parameters(*net), info.size, info.channels, info.height, info.width,
+               count_parameters(net), info.size, info.channels, info.height, info.width,
                c.model.num_classes, device_.str());
 }
 

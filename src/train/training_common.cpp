@@ -13,6 +13,7 @@
 #include "diffuse/core/config_node.h"
 #include "diffuse/eval/run_curves.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/models/registry.h"
 
 namespace diffuse::training {
 namespace fs = std::filesystem;
@@ -31,6 +32,16 @@ void prune_checkpoints(const fs::path& dir, int keep) {
 }
 
 }  // namespace
+
+ModelOptions resolve_model_for_dataset(const ModelOptions& model, const DatasetInfo& info) {
+  ModelOptions resolved = resolve_model_options(model, info.channels, info.height,
+                                                static_cast<int64_t>(info.class_names.size()));
+  if (resolved.image_size != info.height || resolved.in_channels != info.channels)
+    throw ConfigError("model.image_size/in_channels (" + std::to_string(resolved.image_size) + ", " +
+                      std::to_string(resolved.in_channels) + ") do not match the dataset (" +
+                      std::to_string(info.height) + ", " + std::to_string(info.channels) + ")");
+  return resolved;
+}
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds));

@@ -10,6 +10,7 @@
 
 #include "diffuse/core/experiment_config.h"
 #include "diffuse/data/data_loader.h"
+#include "diffuse/data/dataset.h"
 #include "diffuse/train/checkpoint.h"
 
 namespace diffuse::training {
@@ -30,6 +31,10 @@ torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double ma
 
 // Keeps metrics.jsonl consistent on resume: rows past the resumed step are dropped.
 void truncate_metrics(const std::filesystem::path& path, int64_t last_step);
+
+// `model` with its "from the dataset" values resolved against `info`; throws ConfigError when
+// the resolved image_size or in_channels do not match the dataset's.
+ModelOptions resolve_model_for_dataset(const ModelOptions& model, const DatasetInfo& info);
 
 // A fresh run must not mix its files with an earlier run's (metrics.jsonl would gain a
 // second series, ckpt/last.pt would be replaced). Returns the earlier run's files in
