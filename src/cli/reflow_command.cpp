@@ -4,10 +4,28 @@
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/error.h"
 #include "diffuse/distill/reflow.h"
+#include "diffuse/sampling/generation_policy.h"
 #include "diffuse/sampling/sampler.h"
 #include "diffuse/train/checkpoint.h"
 
 namespace diffuse::cli {
+namespace {
+
+// The teacher's ODE solve that draws the couplings.
+GenerateOptions coupling_generate_options(const Args& args, const ExperimentConfig& train) {
+  GenerateOptions g;
+  g.sampler = args.get("--sampler", "dpmpp2m");
+  if (!find_sampler(g.sampler).ode)
+    throw UsageError("--sampler " + g.sampler + " is stochastic; couplings need an ODE solver (euler, heun, dpmpp2m, ddim)");
+  g.steps = static_cast<int>(args.get_int("--steps", 20, 1, 10000));
+  g.spacing = TimestepSpacing::linear_t;
+  g.cfg = args.get_double("--cfg", 1.0, 0.0, 100.0);
+  g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
+  g.sampler_options.clip_denoised = default_clip_denoised(train.data);
+  return g;
+}
+
+}  // namespace
 
 int run_reflow(const std::vector<std::string>& argv) {
   auto flags = std::vector<FlagSpec>{
@@ -46,20 +64,12 @@ int run_reflow(const std::vector<std::string>& argv) {
   if (!args.has("--pairs")) throw UsageError("--pairs is required");
   c.chunk_size = args.get_int("--chunk", 1000, 1, 1'000'000);
   c.first_seed = static_cast<uint64_t>(args.get_int("--first-seed", 0, 0, 1'000'000'000'000));
-  auto& g = c.generate;
-  g.sampler = args.get("--sampler", "dpmpp2m");
-  if (!find_sampler(g.sampler).ode)
-    throw UsageError("--sampler " + g.sampler + " is stochastic; couplings need an ODE solver (euler, heun, dpmpp2m, ddim)");
-  g.steps = static_cast<int>(args.get_int("--steps", 20, 1, 10000));
-  g.spacing = TimestepSpacing::linear_t;
-  g.cfg = args.get_double("--cfg", 1.0, 0.0, 100.0);
-  g.batch_size = args.get_int("--batch-size", 64, 1, 65536);
-  g.sampler_options.clip_denoised = 1.0;  // images in [-1, 1], as diffuse sample does
+  c.generate = coupling_generate_options(args, o.train);
   o.measure_samples = args.get_int("--measure", 256, 1, 100000);
   o.measure_steps = static_cast<int>(args.get_int("--measure-steps", 20, 1, 10000));
   o.device = resolve_device(o.train.train.device, "train.device");
   if (o.device.is_cpu()) warn_if_reference_blas();
-  g.bf16 = o.device.is_cuda() && o.train.train.precision == Precision::bf16;
+  c.generate.bf16 = o.device.is_cuda() && o.train.train.precision == Precision::bf16;
   o.stop_requested = &stop_on_signals();
   o.progress = decile_progress("couplings", "pairs");
 

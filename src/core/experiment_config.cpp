@@ -227,10 +227,22 @@ YAML::Node emit_model(const ModelOptions& o) {
   return n;
 }
 
-DiffusionOptions parse_diffusion(ConfigNode n) {
-  DiffusionOptions o;
-  n.read_enum("schedule", o.schedule, kScheduleKindNames);
-  // Each schedule brings its own defaults (the published settings):
+// The discrete VP grid: T and the β schedule.
+void read_vp_grid(ConfigNode& n, DiffusionOptions& o) {
+  n.read("timesteps", o.timesteps);
+  n.check_int_range("timesteps", o.timesteps, 2, kMaxTimesteps);
+  n.read("beta_start", o.beta_start);
+  n.read("beta_end", o.beta_end);
+  n.check_range("beta_start", o.beta_start, 1e-12, 0.999);
+  n.check_range("beta_end", o.beta_end, o.beta_start, 0.999);
+  n.read("cosine_s", o.cosine_s);
+  n.check_range("cosine_s", o.cosine_s, 0.0, 1.0);
+  n.read("max_beta", o.max_beta);
+  n.check_range("max_beta", o.max_beta, 1e-6, 0.9999);
+}
+
+// Each schedule brings its own defaults (the published settings).
+void apply_schedule_defaults(DiffusionOptions& o) {
   switch (o.schedule) {
     case ScheduleKind::vp_linear:
     case ScheduleKind::vp_cosine: break;
@@ -253,16 +265,13 @@ DiffusionOptions parse_diffusion(ConfigNode n) {
       o.p_std = 1.0;
       break;
   }
-  n.read("timesteps", o.timesteps);
-  n.check_int_range("timesteps", o.timesteps, 2, kMaxTimesteps);
-  n.read("beta_start", o.beta_start);
-  n.read("beta_end", o.beta_end);
-  n.check_range("beta_start", o.beta_start, 1e-12, 0.999);
-  n.check_range("beta_end", o.beta_end, o.beta_start, 0.999);
-  n.read("cosine_s", o.cosine_s);
-  n.check_range("cosine_s", o.cosine_s, 0.0, 1.0);
-  n.read("max_beta", o.max_beta);
-  n.check_range("max_beta", o.max_beta, 1e-6, 0.9999);
+}
+
+DiffusionOptions parse_diffusion(ConfigNode n) {
+  DiffusionOptions o;
+  n.read_enum("schedule", o.schedule, kScheduleKindNames);
+  apply_schedule_defaults(o);
+  read_vp_grid(n, o);
   n.read("sigma_min", o.sigma_min);
   check_positive(n, "sigma_min", o.sigma_min, 1e3);
   n.read("sigma_max", o.sigma_max);
@@ -354,12 +363,38 @@ void read_sampler_name(ConfigNode& node, std::string& sampler) {
   }
 }
 
-TrainOptions parse_train(ConfigNode n) {
-  TrainOptions o;
-  n.read("steps", o.steps);
-  n.check_int_range("steps", o.steps, 1, kMaxSteps);
-  n.read("batch_size", o.batch_size);
-  n.check_int_range("batch_size", o.batch_size, 1, 65536);
+// train.sample: the periodic sample grids.
+void read_train_sample(ConfigNode s, TrainSampleOptions& o) {
+  read_sampler_name(s, o.sampler);
+  s.read("steps", o.steps);
+  s.check_int_range("steps", o.steps, 1, 10000);
+  s.read("count", o.count);
+  s.check_int_range("count", o.count, 1, 1024);
+  s.read("cfg", o.cfg);
+  s.check_range("cfg", o.cfg, 0.0, 100.0);
+  s.finish();
+}
+
+// train.eval: in-training evaluation (needs a feature network when train.eval_every > 0).
+void read_train_eval(ConfigNode e, TrainOptions& o) {
+  e.read("samples", o.eval.samples);
+  e.check_int_range("samples", o.eval.samples, 4, 1'000'000);
+  read_sampler_name(e, o.eval.sampler);
+  e.read("steps", o.eval.steps);
+  e.check_int_range("steps", o.eval.steps, 1, 10000);
+  e.read("cfg", o.eval.cfg);
+  e.check_range("cfg", o.eval.cfg, 0.0, 100.0);
+  e.read("features", o.eval.features);
+  e.read("ref", o.eval.ref);
+  if (o.eval_every > 0 && o.eval.features.empty())
+    e.fail("features", "train.eval_every " + std::to_string(o.eval_every) +
+                           " needs a feature network: a classifier checkpoint (configs/fashion_features.yaml) or "
+                           "torchscript:PATH");
+  e.finish();
+}
+
+// The optimiser and its learning-rate schedule.
+void read_optimizer(ConfigNode& n, TrainOptions& o) {
   n.read("lr", o.lr);
   check_positive(n, "lr", o.lr, 10.0);
   n.read("betas", o.betas);
@@ -376,6 +411,15 @@ TrainOptions parse_train(ConfigNode n) {
   n.check_range("min_lr", o.min_lr, 0.0, o.lr);
   n.read("grad_clip", o.grad_clip);
   n.check_range("grad_clip", o.grad_clip, 0.0, 1e12);
+}
+
+TrainOptions parse_train(ConfigNode n) {
+  TrainOptions o;
+  n.read("steps", o.steps);
+  n.check_int_range("steps", o.steps, 1, kMaxSteps);
+  n.read("batch_size", o.batch_size);
+  n.check_int_range("batch_size", o.batch_size, 1, 65536);
+  read_optimizer(n, o);
   n.read("grad_accum", o.grad_accum);
   n.check_int_range("grad_accum", o.grad_accum, 1, 1024);
   n.read("ema_decay", o.ema_decay);
@@ -404,32 +448,10 @@ TrainOptions parse_train(ConfigNode n) {
   n.read("num_threads", o.num_threads);
   n.check_int_range("num_threads", o.num_threads, 0, kMaxThreads);
   n.read("init_from", o.init_from);
-  ConfigNode s = n.child("sample");
-  read_sampler_name(s, o.sample.sampler);
-  s.read("steps", o.sample.steps);
-  s.check_int_range("steps", o.sample.steps, 1, 10000);
-  s.read("count", o.sample.count);
-  s.check_int_range("count", o.sample.count, 1, 1024);
-  s.read("cfg", o.sample.cfg);
-  s.check_range("cfg", o.sample.cfg, 0.0, 100.0);
-  s.finish();
+  read_train_sample(n.child("sample"), o.sample);
   n.read("eval_every", o.eval_every);
   n.check_int_range("eval_every", o.eval_every, 0, kMaxSteps);
-  ConfigNode e = n.child("eval");
-  e.read("samples", o.eval.samples);
-  e.check_int_range("samples", o.eval.samples, 4, 1'000'000);
-  read_sampler_name(e, o.eval.sampler);
-  e.read("steps", o.eval.steps);
-  e.check_int_range("steps", o.eval.steps, 1, 10000);
-  e.read("cfg", o.eval.cfg);
-  e.check_range("cfg", o.eval.cfg, 0.0, 100.0);
-  e.read("features", o.eval.features);
-  e.read("ref", o.eval.ref);
-  if (o.eval_every > 0 && o.eval.features.empty())
-    e.fail("features", "train.eval_every " + std::to_string(o.eval_every) +
-                           " needs a feature network: a classifier checkpoint (configs/fashion_features.yaml) or "
-                           "torchscript:PATH");
-  e.finish();
+  read_train_eval(n.child("eval"), o);
   n.finish();
   return o;
 }

@@ -11,6 +11,13 @@
 
 namespace diffuse {
 
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;  // the golden gamma
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
 SeededNoise::SeededNoise(const std::vector<uint64_t>& seeds, torch::Device device)
     : device_(device) {
   generators_.reserve(seeds.size());

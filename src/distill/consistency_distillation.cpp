@@ -73,8 +73,7 @@ double ConsistencyDistillation::target_decay(int64_t step) const {
 torch::Tensor ConsistencyDistillation::teacher_step(const torch::Tensor& x, const torch::Tensor& sigma,
                                                     const torch::Tensor& sigma_next, const torch::Tensor& labels) {
   // Guidance 1 (or no labels) gives the plain denoiser.
-  const DenoiserFn denoise =
-      make_variance_tapping_denoiser(teacher_, labels, labels.defined() ? options_.teacher_cfg : 1.0, nullptr);
+  const Denoiser denoise = make_model_denoiser(teacher_, labels, labels.defined() ? options_.teacher_cfg : 1.0);
   const auto s = sigma.view({-1, 1, 1, 1});
   const auto s_next = sigma_next.view({-1, 1, 1, 1});
   const auto d = (x - denoise(x, sigma)) / s;  // Karras et al. 2022 eq. 3

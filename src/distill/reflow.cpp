@@ -47,10 +47,7 @@ nlohmann::json coupling_manifest(const ModelOptions& net, const std::vector<std:
 }
 
 void check_ode_sampler(const GenerateOptions& g) {
-  const auto& entry = find_sampler(g.sampler);
-  const bool stochastic = !entry.ode || (g.sampler == "ddim" && g.sampler_options.eta != 0.0) ||
-                          (g.sampler == "heun" && g.sampler_options.s_churn != 0.0);
-  if (stochastic)
+  if (find_sampler(g.sampler).stochastic(g.sampler_options))
     throw ConfigError("reflow: sampler '" + g.sampler + "' is stochastic; a coupling needs the sample as a "
                       "function of its noise (use euler, heun, dpmpp2m or ddim with eta 0)");
 }
@@ -111,8 +108,8 @@ int64_t write_couplings(Precond& teacher, const std::vector<std::string>& class_
       // generate_samples starts every sample from σ_0 times the first draw of its seed's stream.
       SeededNoise noise(g.seeds, torch::kCPU);
       const auto z = noise.randn({net.in_channels, net.image_size, net.image_size});
-      const auto samples = generate_samples(teacher, g, [&](int64_t nfe, int64_t nfe_total) {
-        if (progress) progress(done + count * nfe / std::max<int64_t>(nfe_total, 1), options.pairs);
+      const auto samples = generate_samples(teacher, g, [&](const SamplerStep& step) {
+        if (progress) progress(done + count * step.nfe_done / std::max<int64_t>(step.nfe_total, 1), options.pairs);
       });
       const auto labels = classes > 0 ? torch::tensor(g.labels, torch::kLong)
                                       : torch::zeros({count}, torch::kLong);
@@ -154,7 +151,7 @@ StraightnessReport measure_straightness(Precond& model, const GenerateOptions& o
     SeededNoise noise(seeds, device);
     const auto labels = conditional ? sample_labels(options.labels, net.num_classes, begin, end, device) : torch::Tensor();
     // Guidance 1 (or an unconditional model) gives the plain denoiser.
-    const DenoiserFn denoiser = make_variance_tapping_denoiser(model, labels, conditional ? options.cfg : 1.0, nullptr);
+    const Denoiser denoiser = make_model_denoiser(model, labels, conditional ? options.cfg : 1.0);
     // Euler in x_t: x_{t'} = x_t + (t' − t) v with v = (x_t − D(x_t/(1−t); σ))/t.
     auto x_t = noise.randn({net.in_channels, net.image_size, net.image_size}).to(torch::kFloat64) * t[0];
     const auto start = x_t.clone();

@@ -5,7 +5,7 @@
 namespace diffuse {
 
 torch::Tensor generate_samples_across_ranks(Precond& precond, const GenerateOptions& options,
-                                            Communicator& communicator, const SamplerProgress& progress) {
+                                            Communicator& communicator, const SamplerCallback& progress) {
   if (!communicator.distributed()) return generate_samples(precond, options, progress);
   if (options.seeds.empty()) throw ConfigError("no seeds to sample");
   if (options.batch_size < 1) throw ConfigError("batch size must be >= 1");

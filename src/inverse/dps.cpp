@@ -70,7 +70,7 @@ Guidance linear_guidance(const DenoiserFn& denoiser, const Operator& op, const t
 
 torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
                          torch::Tensor x, const std::vector<double>& sigmas, SeededNoise& noise,
-                         const DpsOptions& options, const SamplerProgress& progress) {
+                         const DpsOptions& options, const SamplerCallback& progress) {
   check_inputs(op, y, x, sigmas, noise, options);
   const auto steps = static_cast<int64_t>(sigmas.size()) - 1;
   std::vector<int64_t> per_sample_shape(static_cast<size_t>(x.dim()), 1);
@@ -84,7 +84,7 @@ torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const t
     const Guidance g = options.method == DpsMethod::dps
                            ? dps_guidance(denoiser, op, measurement, x, sigma, options.clip_denoised)
                            : linear_guidance(denoiser, op, measurement, x, sigma, options.clip_denoised);
-    if (progress) progress(i + 1, steps);
+    if (progress) progress({i, sigma, x, g.denoised, i + 1, steps});
 
     torch::NoGradGuard no_grad;
     // x'_{i-1}: the DDPM posterior step (η = 1) written as the σ-space ancestral step.

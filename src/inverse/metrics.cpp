@@ -1,4 +1,5 @@
 #include "diffuse/inverse/metrics.h"
+#include "inverse/concrete_operators.h"
 
 #include <cmath>
 #include <limits>

@@ -111,7 +111,7 @@ LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDra
   const auto out = precond->forward(x, sigma, y);
   const auto target = (x0 - sc.c_skip * x) / sc.c_out;
   const auto weight = loss_weight(options.weighting, sigma, sc.c_out, options);
-  const auto per_sample = weight * (out.raw.to(torch::kFloat32) - target).square().mean({1, 2, 3});
+  const auto per_sample = weight * (out.net_output.to(torch::kFloat32) - target).square().mean({1, 2, 3});
   auto loss = per_sample.mean();
   if (out.var_interp.defined()) {
     // Hybrid loss L_simple + λ L_vlb (Nichol & Dhariwal 2021 eq. 16) on the VP state

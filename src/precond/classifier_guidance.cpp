@@ -4,8 +4,8 @@
 
 namespace diffuse {
 
-DenoiserFn make_classifier_guided_denoiser(DenoiserFn denoiser, ClassifierFn classifier,
-                                           torch::Tensor labels, double scale) {
+Denoiser make_classifier_guided_denoiser(Denoiser denoiser, ClassifierFn classifier,
+                                         torch::Tensor labels, double scale) {
   if (scale == 0.0) return denoiser;
   if (!labels.defined()) throw ConfigError("classifier guidance needs class labels (--class or --classes)");
   return [denoiser = std::move(denoiser), classifier = std::move(classifier), labels,
@@ -21,8 +21,10 @@ DenoiserFn make_classifier_guided_denoiser(DenoiserFn denoiser, ClassifierFn cla
     std::vector<int64_t> per_sample(static_cast<size_t>(x.dim()), 1);
     per_sample[0] = x.size(0);
     const auto sigma_sq = sigma.to(grad.scalar_type()).square().view(per_sample);
-    const auto denoised = denoiser(x, sigma);
-    return denoised + scale * sigma_sq.to(denoised.scalar_type()) * grad.to(denoised.scalar_type());
+    // The auxiliary outputs (the learned variance) pass through: guidance shifts the mean only.
+    auto out = denoiser.evaluate(x, sigma);
+    out.denoised = out.denoised + scale * sigma_sq.to(out.denoised.scalar_type()) * grad.to(out.denoised.scalar_type());
+    return out;
   };
 }
 

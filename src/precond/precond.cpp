@@ -1,6 +1,7 @@
 #include "diffuse/precond/precond.h"
 
 #include "diffuse/core/error.h"
+#include "diffuse/schedule/vp_posterior.h"
 
 namespace diffuse {
 
@@ -75,13 +76,13 @@ PrecondOutput PrecondImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   PrecondOutput out;
   const int64_t channels = x.size(1);
   if (net_->learns_sigma()) {
-    out.raw = f.narrow(1, 0, channels);
+    out.net_output = f.narrow(1, 0, channels);
     out.var_interp = f.narrow(1, channels, channels);
   } else {
-    out.raw = f;
+    out.net_output = f;
   }
   // D = c_skip x + c_out F, in float32 whatever precision F came out in.
-  out.denoised = sc.c_skip * x.to(torch::kFloat32) + sc.c_out * out.raw.to(torch::kFloat32);
+  out.denoised = sc.c_skip * x.to(torch::kFloat32) + sc.c_out * out.net_output.to(torch::kFloat32);
   if (consistency_sigma_min_) out.denoised = consistency_output(x, sigma, out.denoised, *consistency_sigma_min_);
   return out;
 }
@@ -99,35 +100,38 @@ void check_guidance_possible(DiffusionNet& net, const torch::Tensor& labels) {
 }  // namespace
 
 DenoiserFn make_denoiser(Precond precond, torch::Tensor labels) {
-  return make_variance_tapping_denoiser(std::move(precond), std::move(labels), 1.0, nullptr);
+  return make_model_denoiser(std::move(precond), std::move(labels));
 }
 
 DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance) {
   check_guidance_possible(precond->net(), labels);
-  return make_variance_tapping_denoiser(std::move(precond), std::move(labels), guidance, nullptr);
+  return make_model_denoiser(std::move(precond), std::move(labels), guidance);
 }
 
-DenoiserFn make_variance_tapping_denoiser(Precond precond, torch::Tensor labels, double guidance,
-                                          std::shared_ptr<torch::Tensor> last_var_interp) {
+Denoiser make_model_denoiser(Precond precond, torch::Tensor labels, double guidance, bool reverse_variance) {
+  if (reverse_variance && !precond->net().learns_sigma())
+    throw ConfigError("the reverse variance was asked of a model that does not learn it (model.learn_sigma false)");
+  const auto with_variance = [precond, reverse_variance](DenoiserOutput out, const torch::Tensor& var_interp,
+                                                         const torch::Tensor& sigma) {
+    if (reverse_variance)
+      out.reverse_log_variance = vp_reverse_log_variance(precond->schedule(), sigma, var_interp);
+    return out;
+  };
   if (guidance == 1.0) {
-    return [precond, labels, last_var_interp](const torch::Tensor& x,
-                                              const torch::Tensor& sigma) mutable {
+    return [precond, labels, with_variance](const torch::Tensor& x, const torch::Tensor& sigma) mutable {
       auto out = precond->forward(x, sigma, labels);
-      if (last_var_interp) *last_var_interp = out.var_interp;
-      return out.denoised;
+      return with_variance({out.denoised, {}}, out.var_interp, sigma);
     };
   }
   check_guidance_possible(precond->net(), labels);
   auto null_labels = torch::full_like(labels, precond->net().null_label());
   auto both_labels = torch::cat({labels, null_labels});
-  return [precond, both_labels, guidance, last_var_interp](const torch::Tensor& x,
-                                                           const torch::Tensor& sigma) mutable {
+  return [precond, both_labels, guidance, with_variance](const torch::Tensor& x, const torch::Tensor& sigma) mutable {
     // Ho & Salimans 2022 eq. 6 in D-space: D_u + w (D_c − D_u), one doubled batch.
     auto out = precond->forward(torch::cat({x, x}), torch::cat({sigma, sigma}), both_labels);
     auto chunks = out.denoised.chunk(2, 0);
-    if (last_var_interp)
-      *last_var_interp = out.var_interp.defined() ? out.var_interp.chunk(2, 0)[0] : torch::Tensor();
-    return chunks[1] + guidance * (chunks[0] - chunks[1]);
+    const auto var_interp = out.var_interp.defined() ? out.var_interp.chunk(2, 0)[0] : torch::Tensor();
+    return with_variance({chunks[1] + guidance * (chunks[0] - chunks[1]), {}}, var_interp, sigma);
   };
 }
 

@@ -4,9 +4,9 @@
 
 namespace diffuse {
 
-torch::Tensor sample_ddim(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_ddim(const Denoiser& denoiser, torch::Tensor x,
                           const std::vector<double>& sigmas, SeededNoise& noise,
-                          const SamplerOptions& options, const SamplerProgress& progress) {
+                          const SamplerOptions& options, const SamplerCallback& progress) {
   check_ode_sampler_inputs("ddim", x, sigmas, noise, options.eta == 0.0);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);

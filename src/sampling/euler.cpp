@@ -4,9 +4,9 @@
 
 namespace diffuse {
 
-torch::Tensor sample_euler(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_euler(const Denoiser& denoiser, torch::Tensor x,
                            const std::vector<double>& sigmas, SeededNoise& noise,
-                           const SamplerOptions& options, const SamplerProgress& progress) {
+                           const SamplerOptions& options, const SamplerCallback& progress) {
   check_ode_sampler_inputs("euler", x, sigmas, noise, true);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);

@@ -4,10 +4,10 @@
 
 namespace diffuse {
 
-torch::Tensor sample_euler_ancestral(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_euler_ancestral(const Denoiser& denoiser, torch::Tensor x,
                                      const std::vector<double>& sigmas, SeededNoise& noise,
                                      const SamplerOptions& options,
-                                     const SamplerProgress& progress) {
+                                     const SamplerCallback& progress) {
   check_sampler_inputs("euler_a", x, sigmas, noise);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);

@@ -9,9 +9,9 @@ namespace diffuse {
 
 int64_t heun_nfe(int64_t steps, bool ends_at_zero) { return 2 * steps - (ends_at_zero ? 1 : 0); }
 
-torch::Tensor sample_heun(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_heun(const Denoiser& denoiser, torch::Tensor x,
                           const std::vector<double>& sigmas, SeededNoise& noise,
-                          const SamplerOptions& options, const SamplerProgress& progress) {
+                          const SamplerOptions& options, const SamplerCallback& progress) {
   check_ode_sampler_inputs("heun", x, sigmas, noise, options.s_churn == 0.0);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, heun_nfe(steps, sigmas.back() == 0.0));

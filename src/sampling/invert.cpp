@@ -1,11 +1,11 @@
 #include "diffuse/sampling/invert.h"
 
 #include <algorithm>
-#include <sstream>
 
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/inverse/metrics.h"
 #include "diffuse/sampling/generate.h"
 #include "sampling/sample_labels.h"
@@ -13,18 +13,12 @@
 namespace diffuse {
 namespace {
 
-std::string ode_sampler_names() {
-  std::string names;
-  for (const auto& entry : sampler_table())
-    if (entry.ode) names += (names.empty() ? "" : ", ") + std::string(entry.name);
-  return names;
-}
-
 const SamplerEntry& find_ode_sampler(const std::string& name) {
   const auto& entry = find_sampler(name);
   if (!entry.ode)
     throw ConfigError("sampler '" + name + "' does not solve the probability-flow ODE, so it cannot be run "
-                      "backwards; inversion takes one of: " + ode_sampler_names());
+                      "backwards; inversion takes one of: " +
+                      sampler_names([](const SamplerEntry& e) { return e.ode; }));
   return entry;
 }
 
@@ -35,17 +29,38 @@ SeededNoise unused_noise(int64_t batch, const torch::Device& device) {
   return SeededNoise(seeds, device);
 }
 
-std::string sizes_text(torch::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << sizes;
-  return out.str();
+void check_inversion_inputs(DiffusionNet& net, const torch::Tensor& images, const InvertOptions& options) {
+  if (options.batch_size < 1) throw ConfigError("inversion: batch size must be >= 1");
+  const auto& net_options = net.options();
+  const std::vector<int64_t> expected{net_options.in_channels, net_options.image_size, net_options.image_size};
+  if (images.dim() != 4 || images.size(0) < 1 || images.sizes().slice(1) != torch::IntArrayRef(expected))
+    throw DataError("inversion: the images must be [N, " + std::to_string(expected[0]) + ", " +
+                    std::to_string(expected[1]) + ", " + std::to_string(expected[2]) +
+                    "] with N >= 1 for this model, found " + shape_text(images.sizes()));
+  const bool conditional = net_options.num_classes > 0;
+  if (!conditional && !options.labels.empty())
+    throw ConfigError("inversion: class labels given, but the model is unconditional");
+  if (options.cfg != 1.0 && (!conditional || options.labels.empty()))
+    throw ConfigError("inversion: guidance (cfg " + format_double(options.cfg) + ") needs " +
+                      (conditional ? "class labels for the images" : "a class-conditional model"));
+  check_sample_labels(options.labels, net_options.num_classes, "model");
+}
+
+// Labels of images [begin, end): the given ones cycled, else the null class of a conditional
+// model, else none.
+torch::Tensor inversion_labels(DiffusionNet& net, const InvertOptions& options, int64_t begin, int64_t end,
+                               const torch::Device& device) {
+  const auto& net_options = net.options();
+  if (net_options.num_classes == 0) return {};
+  return options.labels.empty() ? torch::full({end - begin}, net.null_label(), torch::TensorOptions(torch::kLong).device(device))
+                                : sample_labels(options.labels, net_options.num_classes, begin, end, device);
 }
 
 }  // namespace
 
-torch::Tensor invert_ode(const std::string& sampler, const DenoiserFn& denoiser, const torch::Tensor& x,
+torch::Tensor invert_ode(const std::string& sampler, const Denoiser& denoiser, const torch::Tensor& x,
                          const std::vector<double>& sigmas, const SamplerOptions& options,
-                         const SamplerProgress& progress) {
+                         const SamplerCallback& progress) {
   const auto& entry = find_ode_sampler(sampler);
   if (sigmas.size() >= 2 && !(sigmas[1] > sigmas[0]))
     throw ConfigError("inversion: the sigma list must increase (from the data towards the noise), found " +
@@ -64,24 +79,9 @@ std::vector<double> inversion_sigmas(const NoiseSchedule& schedule, const std::v
 }
 
 Inversion invert_images(Precond& precond, const torch::Tensor& images, const InvertOptions& options,
-                        const SamplerProgress& progress) {
+                        const SamplerCallback& progress) {
   const auto& entry = find_ode_sampler(options.sampler);
-  if (options.batch_size < 1) throw ConfigError("inversion: batch size must be >= 1");
-  const auto& net = precond->net();
-  const auto& net_options = net.options();
-  const std::vector<int64_t> expected{net_options.in_channels, net_options.image_size, net_options.image_size};
-  if (images.dim() != 4 || images.size(0) < 1 || images.sizes().slice(1) != torch::IntArrayRef(expected))
-    throw DataError("inversion: the images must be [N, " + std::to_string(expected[0]) + ", " +
-                    std::to_string(expected[1]) + ", " + std::to_string(expected[2]) +
-                    "] with N >= 1 for this model, found " + sizes_text(images.sizes()));
-  const bool conditional = net_options.num_classes > 0;
-  if (!conditional && !options.labels.empty())
-    throw ConfigError("inversion: class labels given, but the model is unconditional");
-  if (options.cfg != 1.0 && (!conditional || options.labels.empty()))
-    throw ConfigError("inversion: guidance (cfg " + format_double(options.cfg) + ") needs " +
-                      (conditional ? "class labels for the images" : "a class-conditional model"));
-  check_sample_labels(options.labels, net_options.num_classes, "model");
-
+  check_inversion_inputs(precond->net(), images, options);
   GenerateOptions grid;
   grid.sampler = options.sampler;
   grid.steps = options.steps;
@@ -97,11 +97,11 @@ Inversion invert_images(Precond& precond, const torch::Tensor& images, const Inv
   // a list ending at 0 and one that does not), learnt from the first batch.
   int64_t inversion_nfe = 0, sampling_nfe = entry.nfe(static_cast<int64_t>(sampling.size()) - 1, options.sampler_options);
   int64_t nfe_before = 0;
-  auto phase_progress = [&](bool inverting) -> SamplerProgress {
+  auto phase_progress = [&](bool inverting) -> SamplerCallback {
     if (!progress) return {};
-    return [&, inverting](int64_t done, int64_t phase_total) {
-      if (inverting) inversion_nfe = phase_total;
-      progress(nfe_before + done, batches * (inversion_nfe + sampling_nfe));
+    return [&, inverting](const SamplerStep& step) {
+      if (inverting) inversion_nfe = step.nfe_total;
+      progress(within_run(step, nfe_before, batches * (inversion_nfe + sampling_nfe)));
     };
   };
 
@@ -111,11 +111,8 @@ Inversion invert_images(Precond& precond, const torch::Tensor& images, const Inv
   for (int64_t begin = 0; begin < total; begin += options.batch_size) {
     const int64_t end = std::min(total, begin + options.batch_size);
     const auto x0 = images.slice(0, begin, end).to(device, torch::kFloat32);
-    torch::Tensor labels;
-    if (conditional)
-      labels = options.labels.empty() ? torch::full({end - begin}, net.null_label(), torch::TensorOptions(torch::kLong).device(device))
-                                      : sample_labels(options.labels, net_options.num_classes, begin, end, device);
-    const DenoiserFn denoiser = make_variance_tapping_denoiser(precond, labels, options.cfg, nullptr);
+    const Denoiser denoiser =
+        make_model_denoiser(precond, inversion_labels(precond->net(), options, begin, end, device), options.cfg);
     const auto latent = invert_ode(options.sampler, denoiser, x0, result.sigmas, options.sampler_options,
                                    phase_progress(true));
     nfe_before += inversion_nfe;

@@ -11,9 +11,9 @@ int64_t langevin_nfe(int64_t steps, const SamplerOptions& options) {
   return steps * options.langevin_steps + 1;
 }
 
-torch::Tensor sample_langevin(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_langevin(const Denoiser& denoiser, torch::Tensor x,
                               const std::vector<double>& sigmas, SeededNoise& noise,
-                              const SamplerOptions& options, const SamplerProgress& progress) {
+                              const SamplerOptions& options, const SamplerCallback& progress) {
   check_sampler_inputs("langevin", x, sigmas, noise);
   if (options.langevin_steps < 1)
     throw ConfigError("sampler langevin: langevin_steps must be >= 1, found " +
@@ -31,6 +31,7 @@ torch::Tensor sample_langevin(const DenoiserFn& denoiser, torch::Tensor x,
     const auto alpha = torch::full({}, options.langevin_eps * ratio * ratio, x.options());
     for (int t = 0; t < options.langevin_steps; ++t)
       x = langevin_step(x, sigma, denoise(x, sigma), alpha, noise.randn_like(x));
+    denoise.end_step();
   }
   return ends_at_zero ? denoise(x, sigma_last) : x;
 }

@@ -9,12 +9,9 @@ namespace {
 
 const SamplerEntry& find_predictor(const SamplerOptions& options) {
   const SamplerEntry& entry = find_sampler(options.predictor);
-  if (!entry.predicts) {
-    std::string names;
-    for (const auto& e : sampler_table())
-      if (e.predicts) names += (names.empty() ? "" : ", ") + std::string(e.name);
-    throw ConfigError("sampler pc: '" + options.predictor + "' cannot be a predictor; valid predictors: " + names);
-  }
+  if (!entry.predicts)
+    throw ConfigError("sampler pc: '" + options.predictor + "' cannot be a predictor; valid predictors: " +
+                      sampler_names([](const SamplerEntry& e) { return e.predicts; }));
   return entry;
 }
 
@@ -24,9 +21,9 @@ int64_t pc_nfe(int64_t steps, const SamplerOptions& options) {
   return find_predictor(options).nfe(steps, options) + options.corrector_steps * (steps - 1);
 }
 
-torch::Tensor sample_pc(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_pc(const Denoiser& denoiser, torch::Tensor x,
                         const std::vector<double>& sigmas, SeededNoise& noise,
-                        const SamplerOptions& options, const SamplerProgress& progress) {
+                        const SamplerOptions& options, const SamplerCallback& progress) {
   check_sampler_inputs("pc", x, sigmas, noise);
   const SamplerEntry& predictor = find_predictor(options);
   if (options.corrector_steps < 0)
@@ -42,8 +39,9 @@ torch::Tensor sample_pc(const DenoiserFn& denoiser, torch::Tensor x,
   // The predictor counts the corrector's evaluations too; report them against the PC total.
   const int64_t total = predictor.nfe(static_cast<int64_t>(sigmas.size()) - 1, options) +
                   steps * static_cast<int64_t>(sigmas.size() - (sigmas.back() == 0.0 ? 2 : 1));
-  SamplerProgress pc_progress;
-  if (progress) pc_progress = [&progress, total](int64_t done, int64_t) { progress(done, total); };
+  SamplerCallback pc_progress;
+  if (progress)
+    pc_progress = [&progress, total](const SamplerStep& step) { progress(within_run(step, 0, total)); };
   return predictor.fn(denoiser, std::move(x), sigmas, noise, with_corrector, pc_progress);
 }
 

@@ -30,9 +30,9 @@ torch::Tensor vp_step(const torch::Tensor& x, double sigma, double sigma_next,
   return x_t_next / std::sqrt(alpha_bar_next);
 }
 
-torch::Tensor run_sde(const char* name, SdeStep step, const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor run_sde(const char* name, SdeStep step, const Denoiser& denoiser, torch::Tensor x,
                       const std::vector<double>& sigmas, SeededNoise& noise,
-                      const SamplerOptions& options, const SamplerProgress& progress) {
+                      const SamplerOptions& options, const SamplerCallback& progress) {
   check_sampler_inputs(name, x, sigmas, noise);
   const int64_t steps = static_cast<int64_t>(sigmas.size()) - 1;
   SamplerDenoiser denoise(denoiser, options, progress, steps);
@@ -47,15 +47,15 @@ torch::Tensor run_sde(const char* name, SdeStep step, const DenoiserFn& denoiser
 
 }  // namespace
 
-torch::Tensor sample_sde_ve(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_sde_ve(const Denoiser& denoiser, torch::Tensor x,
                             const std::vector<double>& sigmas, SeededNoise& noise,
-                            const SamplerOptions& options, const SamplerProgress& progress) {
+                            const SamplerOptions& options, const SamplerCallback& progress) {
   return run_sde("sde_ve", ve_step, denoiser, std::move(x), sigmas, noise, options, progress);
 }
 
-torch::Tensor sample_sde_vp(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_sde_vp(const Denoiser& denoiser, torch::Tensor x,
                             const std::vector<double>& sigmas, SeededNoise& noise,
-                            const SamplerOptions& options, const SamplerProgress& progress) {
+                            const SamplerOptions& options, const SamplerCallback& progress) {
   return run_sde("sde_vp", vp_step, denoiser, std::move(x), sigmas, noise, options, progress);
 }
 

@@ -90,21 +90,22 @@ torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip) {
   return clip > 0.0 ? denoised.clamp(-clip, clip) : denoised;
 }
 
-SamplerDenoiser::SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
-                                 const SamplerProgress& progress, int64_t nfe_total)
-    : denoiser_(denoiser), options_(options), progress_(progress), nfe_total_(nfe_total) {}
+SamplerDenoiser::SamplerDenoiser(const Denoiser& denoiser, const SamplerOptions& options,
+                                 const SamplerCallback& callback, int64_t nfe_total)
+    : denoiser_(denoiser), options_(options), callback_(callback), nfe_total_(nfe_total) {}
 
-torch::Tensor SamplerDenoiser::operator()(const torch::Tensor& x, double sigma) {
-  auto denoised = denoiser_(x, sigma_batch(x, sigma));
-  if (options_.clip_denoised) denoised = clamp_denoised(denoised, *options_.clip_denoised);
+DenoiserOutput SamplerDenoiser::evaluate(const torch::Tensor& x, double sigma) {
+  auto out = denoiser_.evaluate(x, sigma_batch(x, sigma));
+  out.denoised = clamp_denoised(out.denoised, options_.clip_denoised);
   ++nfe_done_;
-  if (progress_) progress_(nfe_done_, nfe_total_);
-  return denoised;
+  if (callback_) callback_({step_, sigma, x, out.denoised, nfe_done_, nfe_total_});
+  return out;
 }
 
 torch::Tensor SamplerDenoiser::correct(const torch::Tensor& x, double sigma, SeededNoise& noise) {
-  if (!options_.corrector || sigma <= 0.0) return x;
-  return options_.corrector(x, sigma, *this, noise);
+  auto corrected = options_.corrector && sigma > 0.0 ? options_.corrector(x, sigma, *this, noise) : x;
+  end_step();
+  return corrected;
 }
 
 }  // namespace diffuse

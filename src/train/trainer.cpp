@@ -19,6 +19,7 @@
 #include "diffuse/losses/dsm_loss.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/generate.h"
+#include "diffuse/sampling/generation_policy.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/classifier_trainer.h"
 #include "diffuse/train/ema.h"
@@ -434,12 +435,11 @@ GenerateOptions TrainingRun::sample_options() const {
   g.sampler = s.sampler;
   g.steps = s.steps;
   // Guidance needs a trained null class; without label dropout it would steer by noise.
-  g.cfg = conditional_ && config_.diffusion.p_uncond > 0 ? s.cfg : 1.0;
+  g.cfg = guidance_trained(config_) ? s.cfg : 1.0;
   for (int i = 0; i < s.count; ++i) g.seeds.push_back(static_cast<uint64_t>(i));
   g.batch_size = std::min<int64_t>(s.count, 256);
   g.bf16 = autocast_;
-  // As diffuse sample does by default: x̂0 clamped to the image range, latents left alone.
-  if (config_.data.type != DatasetType::latents) g.sampler_options.clip_denoised = 1.0;
+  g.sampler_options.clip_denoised = default_clip_denoised(config_.data);
   return g;
 }
 
@@ -454,11 +454,8 @@ void TrainingRun::write_samples() {
   const auto stem = run_dir_ / "samples" / ("step_" + std::to_string(step_));
   std::string path;
   if (channels == 1 || channels == 3) {
-    const int64_t count = config_.train.sample.count;
-    const int64_t cols = conditional_ && classes <= 16 ? classes
-                                                       : static_cast<int64_t>(std::ceil(std::sqrt(count)));
     path = stem.string() + image_extension(channels);
-    write_image_grid(path, images, cols);
+    write_image_grid(path, images, grid_columns(conditional_ ? classes : 0, config_.train.sample.count));
   } else {
     // Latents are not pictures; the samples are kept as a tensor for a decoder to turn into some.
     path = stem.string() + ".pt";

@@ -9,6 +9,7 @@
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/eval/evaluate.h"
+#include "diffuse/sampling/generation_policy.h"
 #include "train/training_common.h"
 
 namespace diffuse::training {
@@ -38,13 +39,12 @@ TrainingEvaluator::TrainingEvaluator(const ExperimentConfig& config, torch::Devi
   auto& g = generate_options_;
   g.sampler = e.sampler;
   g.steps = e.steps;
-  // Guidance needs a trained null class (as the periodic grids).
-  g.cfg = classes > 0 && config.diffusion.p_uncond > 0 ? e.cfg : 1.0;
+  g.cfg = guidance_trained(config) ? e.cfg : 1.0;
   for (int i = 0; i < e.samples; ++i) g.seeds.push_back(static_cast<uint64_t>(i));
   for (int64_t k = 0; k < classes; ++k) g.labels.push_back(k);
   g.batch_size = std::min<int64_t>(e.samples, 256);
   g.bf16 = bf16;
-  g.sampler_options.clip_denoised = 1.0;  // as diffuse sample does for images
+  g.sampler_options.clip_denoised = default_clip_denoised(config.data);
   // The settings are checked now rather than at the first evaluation.
   generation_sigmas(NoiseSchedule::from_options(config.diffusion), g);
 }

@@ -134,7 +134,7 @@ TEST_F(Cuda, GraphCapturedSamplingMatchesEager) {
     const auto eager = generate_samples(gpu, g);
     g.cuda_graph = true;
     int64_t calls = 0;
-    const auto graphed = generate_samples(gpu, g, [&](int64_t, int64_t) { ++calls; });
+    const auto graphed = generate_samples(gpu, g, [&](const SamplerStep&) { ++calls; });
     EXPECT_LT(max_abs_diff(eager, graphed), 1e-5) << sampler;
     EXPECT_EQ(calls, find_sampler(sampler).nfe(10, g.sampler_options) * 2) << sampler;
   }

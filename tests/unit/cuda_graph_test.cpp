@@ -64,7 +64,7 @@ TEST(CudaGraph, SamplingOnTheCpuIsRefusedBeforeAnyWork) {
   g.cuda_graph = true;
   int64_t calls = 0;
   const auto message = test::error_message<ConfigError>(
-      [&] { generate_samples(precond, g, [&](int64_t, int64_t) { ++calls; }); });
+      [&] { generate_samples(precond, g, [&](const SamplerStep&) { ++calls; }); });
   EXPECT_CONTAINS(message, "--cuda-graph");
   EXPECT_EQ(calls, 0);
 }

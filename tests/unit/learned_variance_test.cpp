@@ -7,6 +7,7 @@
 
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/losses/dsm_loss.h"
+#include "diffuse/precond/classifier_guidance.h"
 #include "diffuse/precond/precond.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/sampling/sampler.h"
@@ -75,19 +76,17 @@ TEST(LearnedVariance, UpperEndAddsBetaNoise) {
   const int t = 500;  // 1-indexed
   const double sigma = schedule.sigmas()[t - 1], sigma_next = schedule.sigmas()[t - 2];
   auto precond = constant_variance_precond(1.0);
-  auto last_var = std::make_shared<torch::Tensor>();
-  auto denoiser = make_variance_tapping_denoiser(precond, torch::Tensor(), 1.0, last_var);
-  SamplerOptions options;
+  // The model's denoiser carries log Σ_θ = log β_t (v = +1) with each x̂0: no state between calls.
+  const Denoiser denoiser = make_model_denoiser(precond, torch::Tensor(), 1.0, /*reverse_variance=*/true);
+  const auto at_sigma = denoiser.evaluate(torch::zeros({2, 1, 4, 4}), torch::full({2}, sigma));
+  ASSERT_TRUE(at_sigma.reverse_log_variance.defined());
+  EXPECT_NEAR(at_sigma.reverse_log_variance.max().item<double>(), std::log(schedule.betas()[t - 1]), 1e-6);
+  EXPECT_NEAR(at_sigma.reverse_log_variance.min().item<double>(), std::log(schedule.betas()[t - 1]), 1e-6);
   const double expected_std = std::sqrt(schedule.betas()[t - 1] * (1.0 + sigma_next * sigma_next));
-  options.ddpm_step_std = [&](double, double) {
-    EXPECT_TRUE(last_var->defined());
-    // generate.cpp's conversion, restated: exp(½ log β_t) √(1 + σ'²).
-    return torch::full_like(*last_var, expected_std);
-  };
   SeededNoise start(std::vector<uint64_t>{1, 2}, torch::kCPU);
   const auto x_start = start.randn({1, 4, 4}) * sigma;
   SeededNoise noise(std::vector<uint64_t>{7, 8}, torch::kCPU);
-  const auto x = find_sampler("ddpm").fn(denoiser, x_start, {sigma, sigma_next, 0.0}, noise, options, {});
+  const auto x = find_sampler("ddpm").fn(denoiser, x_start, {sigma, sigma_next, 0.0}, noise, SamplerOptions{}, {});
   SeededNoise replay(std::vector<uint64_t>{7, 8}, torch::kCPU);
   const auto expected = x_start + replay.randn({1, 4, 4}) * expected_std;
   EXPECT_LT((x - expected).abs().max().item<double>(), 1e-5);
@@ -99,26 +98,39 @@ TEST(LearnedVariance, UpperEndAddsBetaNoise) {
 }
 
 TEST(LearnedVariance, GenerateConvertsTheUpperEndToBetaNoise) {
-  // generate_samples with v = +1 against the sampler driven by √(β_t (1 + σ_{t-1}²)) directly,
+  // generate_samples with v = +1 against the sampler driven by log Σ = log β_t directly,
   // with the same start and noise streams as generate_samples draws them.
   const auto schedule = linear_schedule();
   auto precond = constant_variance_precond(1.0);
   const auto generated = generate_samples(precond, ddpm_options());
 
   const auto sigmas = generation_sigmas(schedule, ddpm_options());
-  SamplerOptions options;
-  options.ddpm_step_std = [&](double sigma, double sigma_next) {
-    const auto t = static_cast<size_t>(std::llround(schedule.t_from_sigma(sigma)));  // 0-indexed
-    return torch::full({2, 1, 1, 1}, std::sqrt(schedule.betas()[t] * (1.0 + sigma_next * sigma_next)));
+  const DenoiserFn plain = make_denoiser(precond, torch::Tensor());
+  const Denoiser with_beta = [&](const torch::Tensor& x, const torch::Tensor& sigma) {
+    const auto t = static_cast<size_t>(std::llround(schedule.t_from_sigma(sigma[0].item<double>())));  // 0-indexed
+    return DenoiserOutput{plain(x, sigma), torch::full_like(x, std::log(schedule.betas()[t]))};
   };
   SeededNoise noise(ddpm_options().seeds, torch::kCPU);
   const auto x_start = noise.randn({1, 4, 4}) * sigmas.front();
-  const auto direct = find_sampler("ddpm").fn(make_denoiser(precond, torch::Tensor()), x_start,
-                                              sigmas, noise, options, {});
+  const auto direct = find_sampler("ddpm").fn(with_beta, x_start, sigmas, noise, SamplerOptions{}, {});
   EXPECT_LT((generated - direct).abs().max().item<double>(), 1e-3);
   // ... and differs from the fixed-variance chain (v = -1) by more than rounding.
   auto lower = constant_variance_precond(-1.0);
   EXPECT_GT((generated - generate_samples(lower, ddpm_options())).abs().max().item<double>(), 1e-2);
+}
+
+TEST(LearnedVariance, ClassifierGuidanceKeepsTheVariance) {
+  // Guidance shifts the mean only: the wrapped denoiser still carries the model's log Σ.
+  auto precond = constant_variance_precond(1.0);
+  const Denoiser base = make_model_denoiser(precond, torch::Tensor(), 1.0, true);
+  const ClassifierFn classifier = [](const torch::Tensor& x, const torch::Tensor&) {
+    return torch::stack({x.flatten(1).sum(1), -x.flatten(1).sum(1)}, 1);
+  };
+  const auto guided = make_classifier_guided_denoiser(base, classifier, torch::tensor({0, 1}), 2.0);
+  const auto x = torch::ones({2, 1, 4, 4});
+  const auto sigma = torch::full({2}, 1.0);
+  EXPECT_TRUE(torch::equal(guided.evaluate(x, sigma).reverse_log_variance, base.evaluate(x, sigma).reverse_log_variance));
+  EXPECT_FALSE(torch::allclose(guided(x, sigma), base(x, sigma)));
 }
 
 TEST(LearnedVariance, HybridLossTrainsTheVariance) {

@@ -11,6 +11,7 @@
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/inverse/measurement_noise.h"
 #include "diffuse/inverse/operator.h"
+#include "inverse/concrete_operators.h"
 
 using namespace diffuse;
 

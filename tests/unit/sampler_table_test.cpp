@@ -75,8 +75,14 @@ TEST(SamplerTable, NfeMatchesDenoiserCallsAndProgress) {
         return 0.5 * x;
       };
       std::vector<std::pair<int64_t, int64_t>> reports;
-      const SamplerProgress progress = [&reports](int64_t done, int64_t total) {
-        reports.emplace_back(done, total);
+      int64_t last_step = 0;
+      const SamplerCallback progress = [&reports, &last_step, &entry, steps](const SamplerStep& step) {
+        reports.emplace_back(step.nfe_done, step.nfe_total);
+        // The step index never goes back and stays within the σ list; x̂0 is the 0.5 x returned.
+        EXPECT_GE(step.step, last_step) << entry.name;
+        EXPECT_LT(step.step, steps + (std::string(entry.name) == "langevin" ? 1 : 0)) << entry.name;
+        EXPECT_TRUE(torch::allclose(step.denoised, 0.5 * step.x)) << entry.name;
+        last_step = step.step;
       };
       SeededNoise noise({3, 4}, torch::kCPU);
       const auto sigmas = karras_sigmas(steps, 0.002, 80.0);
@@ -103,7 +109,7 @@ TEST(SamplerTable, HeunStoppingAboveZeroCorrectsEveryStep) {
   };
   SeededNoise noise({0}, torch::kCPU);
   find_sampler("heun").fn(counting, 80.0 * noise.randn({2}), sigmas, noise, SamplerOptions{},
-                          [&](int64_t, int64_t total) { reported_total = total; });
+                          [&](const SamplerStep& step) { reported_total = step.nfe_total; });
   EXPECT_EQ(calls, 10);
   EXPECT_EQ(reported_total, 10);
 }

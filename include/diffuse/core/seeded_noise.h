@@ -34,6 +34,13 @@ class SeededNoise {
   torch::Device device_;
 };
 
+// splitmix64 (Steele, Lea & Flood 2014): the counter-based hash behind every derived seed
+// (the loader's shuffles, dropout reseeding, measurement-noise streams).
+uint64_t splitmix64(uint64_t x);
+// The seed of stream `stream` of a sample seed: independent streams of one seed (e.g. the
+// measurement noise and the sampling noise of one image) never correlate.
+inline uint64_t derived_seed(uint64_t seed, uint64_t stream) { return splitmix64(seed ^ stream); }
+
 // "0-63", "1,5,9", "0-3,10" → seed list (UsageError on bad text, naming `flag`).
 std::vector<uint64_t> parse_seed_list(const std::string& text, const std::string& flag);
 // Same syntax for class labels.

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "diffuse/core/seeded_noise.h"
 #include "diffuse/data/dataset.h"
 
 namespace diffuse {
@@ -50,10 +51,6 @@ struct Batch {
 
 // Loader options from the data section of a config (hflip, workers, prefetch).
 LoaderOptions make_loader_options(const DataOptions& data, int64_t batch_size, uint64_t seed);
-
-// splitmix64 (Steele, Lea & Flood 2014): the counter-based hash behind every random choice
-// of the loader.
-uint64_t splitmix64(uint64_t x);
 
 // The order in which epoch `epoch` visits a dataset of `size` items: a Fisher–Yates
 // shuffle driven by splitmix64 of (seed, epoch), or 0..size-1 without shuffling.

@@ -13,6 +13,6 @@ namespace diffuse {
 // On rank 0: [N, C, H, W] float32 on the CPU, as generate_samples returns for all the
 // seeds. On the other ranks: an undefined tensor. `progress` counts this rank's NFE.
 torch::Tensor generate_samples_across_ranks(Precond& precond, const GenerateOptions& options,
-                                            Communicator& communicator, const SamplerProgress& progress = {});
+                                            Communicator& communicator, const SamplerCallback& progress = {});
 
 }  // namespace diffuse

@@ -58,6 +58,6 @@ struct DpsOptions {
 // a non-linear operator.
 torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
                          torch::Tensor x, const std::vector<double>& sigmas, SeededNoise& noise,
-                         const DpsOptions& options, const SamplerProgress& progress = nullptr);
+                         const DpsOptions& options, const SamplerCallback& progress = nullptr);
 
 }  // namespace diffuse

@@ -23,8 +23,8 @@ using ClassifierFn = std::function<torch::Tensor(const torch::Tensor& x, const t
 // labels: [B] int64, the class each sample is guided to. scale 0 returns `denoiser` itself.
 // The gradient is taken with autograd enabled inside the call (samplers run without it) and
 // per sample: log_softmax(logits)[b, y_b] summed over the batch has the per-sample gradients.
-DenoiserFn make_classifier_guided_denoiser(DenoiserFn denoiser, ClassifierFn classifier,
-                                           torch::Tensor labels, double scale);
+Denoiser make_classifier_guided_denoiser(Denoiser denoiser, ClassifierFn classifier,
+                                         torch::Tensor labels, double scale);
 
 // A trained ClassifierNet with its σ conditioning: the network sees c_in·x with
 // c_in = 1/√(1+σ²) (unit-scale inputs, as the VP state) and c_noise = the schedule's noise

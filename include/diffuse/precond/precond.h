@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "diffuse/models/diffusion_net.h"
+#include "diffuse/precond/denoiser.h"
 #include "diffuse/schedule/noise_schedule.h"
 
 namespace diffuse {
@@ -21,12 +22,9 @@ struct Scalings {
 Scalings compute_scalings(Prediction prediction, const torch::Tensor& sigma,
                           const NoiseSchedule& schedule);
 
-// D(x; σ) ≈ E[x0 | x] for x = x0 + σ n. sigma: [B] on x's device.
-using DenoiserFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& sigma)>;
-
 struct PrecondOutput {
   torch::Tensor denoised;   // D(x; σ)
-  torch::Tensor raw;        // F's first C channels (the type's own target space)
+  torch::Tensor net_output; // F's first C channels (the prediction type's own target space)
   torch::Tensor var_interp; // learn_sigma: F's second C channels (v of Nichol & Dhariwal); else undefined
 };
 
@@ -68,20 +66,18 @@ class PrecondImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Precond);
 
-// A denoiser bound to fixed labels (per sample; undefined = unconditional model).
+// The model's denoiser for fixed labels (per sample; undefined = unconditional model) with
+// classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u), the conditional and
+// null-label batches in one network call; w = 1 is the plain conditional model (one call),
+// w = 0 the unconditional one. Guidance throws ConfigError if the model has no null class or
+// no labels are given. With `reverse_variance` (learned-variance models), each output also
+// carries log Σ_θ at t(σ) (of the conditional half under guidance, as in DiT's sampling code),
+// which the DDPM step draws its noise with.
+Denoiser make_model_denoiser(Precond precond, torch::Tensor labels, double guidance = 1.0,
+                             bool reverse_variance = false);
+
+// make_model_denoiser's x̂0 alone, for callers that need no auxiliary output.
 DenoiserFn make_denoiser(Precond precond, torch::Tensor labels);
-
-// Classifier-free guidance (Ho & Salimans 2022) as a denoiser wrapper:
-// D = D_u + w (D_c - D_u), with conditional and null-label batches in one network call.
-// w = 1 is the plain conditional model, w = 0 the unconditional one.
-// Throws ConfigError if the model has no null class.
 DenoiserFn make_cfg_denoiser(Precond precond, torch::Tensor labels, double guidance);
-
-// Either of the above (guidance 1 or an unconditional model: the plain denoiser), which also
-// stores the variance channels of the latest call in *last_var_interp for learned-variance
-// models (with guidance: those of the conditional half, as in DiT's sampling code). The
-// DDPM sampler turns them into its step noise (generate.cpp).
-DenoiserFn make_variance_tapping_denoiser(Precond precond, torch::Tensor labels, double guidance,
-                                          std::shared_ptr<torch::Tensor> last_var_interp);
 
 }  // namespace diffuse

@@ -7,9 +7,9 @@ namespace diffuse {
 // η = options.eta and the fresh noise scaled by options.s_noise. Mathematically the DDIM(η)
 // step, offered under k-diffusion's name for Karras grids; η = 1 is the usual choice
 // (η = 0 reduces it to Euler). One NFE per step.
-torch::Tensor sample_euler_ancestral(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_euler_ancestral(const Denoiser& denoiser, torch::Tensor x,
                                      const std::vector<double>& sigmas, SeededNoise& noise,
                                      const SamplerOptions& options,
-                                     const SamplerProgress& progress = {});
+                                     const SamplerCallback& progress = {});
 
 }  // namespace diffuse

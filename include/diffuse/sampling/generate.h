@@ -31,17 +31,26 @@ struct GenerateOptions {
   int64_t batch_size = 64;
   bool bf16 = false;                 // CUDA autocast
   // Capture the denoiser call of each batch in a CUDA graph and replay it at every step
-  // (CUDA LibTorch 2.x; not with the learned-variance DDPM sampler, whose step reads the
-  // network's variance outside the call).
+  // (CUDA LibTorch 2.x).
   bool cuda_graph = false;
 };
 
-// The σ list a generation run uses (the sampler's own grid for ddpm: all T steps).
+struct GenerateResult {
+  torch::Tensor images;         // [N, C, H, W] float32 on the CPU, the model's data range (about [-1, 1])
+  std::vector<double> sigmas;   // the σ list every batch walked, ending in 0
+  int64_t nfe_per_batch = 0;    // network evaluations of one batch
+  int64_t nfe = 0;              // of the whole run
+};
+
+// The σ list a generation run uses: the sampler's table entry says which grid (ddpm: all T
+// steps of the VP training grid).
 std::vector<double> generation_sigmas(const NoiseSchedule& schedule, const GenerateOptions& options);
 
-// Returns [N, C, H, W] float32 on the CPU in the model's data range (about [-1, 1]).
-// `progress` receives (nfe_done, nfe_total) over the whole run.
+// Generates one sample per seed. `progress` receives each evaluation's SamplerStep, with the
+// counts over the whole run.
+GenerateResult generate(Precond& precond, const GenerateOptions& options, const SamplerCallback& progress = {});
+// generate(...).images.
 torch::Tensor generate_samples(Precond& precond, const GenerateOptions& options,
-                               const SamplerProgress& progress = {});
+                               const SamplerCallback& progress = {});
 
 }  // namespace diffuse

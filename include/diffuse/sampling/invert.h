@@ -19,9 +19,9 @@ namespace diffuse {
 // Integrates the ODE from x at sigmas.front() up to sigmas.back() (a strictly increasing
 // list of σ > 0) with an ODE sampler of the table (its `ode` column: euler, heun, dpmpp2m,
 // ddim; eta and s_churn must be 0). Throws ConfigError naming the ODE samplers otherwise.
-torch::Tensor invert_ode(const std::string& sampler, const DenoiserFn& denoiser, const torch::Tensor& x,
+torch::Tensor invert_ode(const std::string& sampler, const Denoiser& denoiser, const torch::Tensor& x,
                          const std::vector<double>& sigmas, const SamplerOptions& options = {},
-                         const SamplerProgress& progress = {});
+                         const SamplerCallback& progress = {});
 
 // The inversion path of a sampling grid (decreasing, ending in 0): the schedule's σ_min,
 // where an image is taken as x(σ_min) (an error of order σ_min), then the grid's σ > 0 in
@@ -52,6 +52,6 @@ struct Inversion {
 // Inverts images [N, C, H, W] in the model's data range (about [-1, 1]) and samples them back.
 // Tensors come back float32 on the CPU. `progress` receives (nfe_done, nfe_total) over the run.
 Inversion invert_images(Precond& precond, const torch::Tensor& images, const InvertOptions& options,
-                        const SamplerProgress& progress = {});
+                        const SamplerCallback& progress = {});
 
 }  // namespace diffuse

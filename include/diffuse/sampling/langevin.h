@@ -9,9 +9,9 @@ namespace diffuse {
 // α_i = ε σ_i²/σ_L² (ε = options.langevin_eps, σ_L the smallest positive σ). A list ending
 // in 0 ends with the denoising step x ← D(x; σ_L) (Song & Ermon 2020 §4 / Jolicoeur-Martineau
 // et al. 2021), one more NFE.
-torch::Tensor sample_langevin(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_langevin(const Denoiser& denoiser, torch::Tensor x,
                               const std::vector<double>& sigmas, SeededNoise& noise,
-                              const SamplerOptions& options, const SamplerProgress& progress = {});
+                              const SamplerOptions& options, const SamplerCallback& progress = {});
 
 // NFE for n steps (n positive levels, ending in 0): n·T + 1.
 int64_t langevin_nfe(int64_t steps, const SamplerOptions& options);

@@ -9,9 +9,9 @@ namespace diffuse {
 // (langevin_correct, Algorithm 4) with signal-to-noise ratio options.snr. With zero corrector
 // steps it is exactly the predictor. Throws ConfigError for an unknown predictor or one that
 // cannot predict.
-torch::Tensor sample_pc(const DenoiserFn& denoiser, torch::Tensor x,
+torch::Tensor sample_pc(const Denoiser& denoiser, torch::Tensor x,
                         const std::vector<double>& sigmas, SeededNoise& noise,
-                        const SamplerOptions& options, const SamplerProgress& progress = {});
+                        const SamplerOptions& options, const SamplerCallback& progress = {});
 
 // The predictor's NFE plus corrector_steps for each of the n - 1 steps ending above 0.
 int64_t pc_nfe(int64_t steps, const SamplerOptions& options);

@@ -57,28 +57,37 @@ void check_sampler_inputs(const char* sampler, const torch::Tensor& x,
 void check_ode_sampler_inputs(const char* sampler, const torch::Tensor& x, const std::vector<double>& sigmas,
                               const SeededNoise& noise, bool deterministic);
 
-// x̂0 clamped to [-clip, clip] (the data range); clip <= 0 leaves it as it is.
+// x̂0 clamped to [-clip, clip] (the data range); clip <= 0 leaves it as it is. The one
+// convention for clamping x̂0, shared by the samplers and DPS.
 torch::Tensor clamp_denoised(const torch::Tensor& denoised, double clip);
 
-// The denoiser as every sampler sees it: evaluated at a host σ, clamped to
+// The denoiser as every sampler sees it: evaluated at a host σ, x̂0 clamped to
 // [-clip_denoised, clip_denoised] when that option is set, and each evaluation reported to
-// the progress callback as (nfe_done, nfe_total).
+// the callback as a SamplerStep. The step index counts the calls of correct() (or
+// end_step()), which every sampler makes once per step.
 class SamplerDenoiser {
  public:
-  SamplerDenoiser(const DenoiserFn& denoiser, const SamplerOptions& options,
-                  const SamplerProgress& progress, int64_t nfe_total);
-  torch::Tensor operator()(const torch::Tensor& x, double sigma);
+  SamplerDenoiser(const Denoiser& denoiser, const SamplerOptions& options,
+                  const SamplerCallback& callback, int64_t nfe_total);
+  // x̂0 = D(x; σ).
+  torch::Tensor operator()(const torch::Tensor& x, double sigma) { return evaluate(x, sigma).denoised; }
+  // The whole output: x̂0 with the model's auxiliary outputs (the learned reverse variance).
+  DenoiserOutput evaluate(const torch::Tensor& x, double sigma);
   // x after the options' corrector at σ (predictor–corrector), or x itself when there is
-  // none or σ = 0. Samplers call it after every step, with σ the level the step ended at.
+  // none or σ = 0; ends the step. Samplers call it after every step, with σ the level the
+  // step ended at.
   torch::Tensor correct(const torch::Tensor& x, double sigma, SeededNoise& noise);
+  // Ends a step without correcting (samplers that are not predictors).
+  void end_step() { ++step_; }
   int64_t nfe_done() const { return nfe_done_; }
 
  private:
-  const DenoiserFn& denoiser_;
+  const Denoiser& denoiser_;
   const SamplerOptions& options_;
-  const SamplerProgress& progress_;
+  const SamplerCallback& callback_;
   int64_t nfe_total_;
   int64_t nfe_done_ = 0;
+  int64_t step_ = 0;
 };
 
 }  // namespace diffuse

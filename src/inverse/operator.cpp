@@ -5,6 +5,7 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/inverse/operator.h"
+#include "inverse/concrete_operators.h"
 
 namespace diffuse {
 namespace {
