@@ -160,6 +160,11 @@ std::function<void(int64_t done, int64_t total)> decile_progress(std::string wha
   };
 }
 
+SamplerCallback decile_sampler_progress(std::string what) {
+  auto report = decile_progress(std::move(what), "NFE");
+  return [report](const SamplerStep& step) { report(step.nfe_done, step.nfe_total); };
+}
+
 void apply_thread_flag(const Args& args, int fallback) {
   // The bound keeps libgomp from trying to allocate per-thread state for billions of threads.
   const auto threads = static_cast<int>(args.get_int("--threads", fallback, 0, 1024));

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/sampling/sampler.h"
+
 namespace diffuse::cli {
 
 struct FlagSpec {
@@ -57,6 +59,8 @@ void apply_thread_flag(const Args& args, int fallback = 0);
 // A progress callback (done, total) that logs "WHAT: done/total UNIT (P%)" at most every
 // tenth of the way.
 std::function<void(int64_t done, int64_t total)> decile_progress(std::string what, std::string unit);
+// The same over a sampler's steps (their network evaluations).
+SamplerCallback decile_sampler_progress(std::string what);
 
 // Installs SIGINT/SIGTERM handlers that set the returned flag (a long run then finishes its
 // step, checkpoints and returns; a second signal ends the process).

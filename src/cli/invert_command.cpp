@@ -194,9 +194,8 @@ int run_invert(const std::vector<std::string>& argv) {
   spdlog::info("inverting {} image(s) with {} ({} steps each way) with {} (step {}, {} weights) on {}", n,
                o.sampler, o.steps, r.checkpoint, model.step, model.using_ema ? "EMA" : "raw", device.str());
   const auto start = std::chrono::steady_clock::now();
-  const auto report = decile_progress("inversion and reconstruction", "NFE");
   const Inversion inv = invert_images(model.precond, in.images, o,
-                                      [&report](const SamplerStep& step) { report(step.nfe_done, step.nfe_total); });
+                                      decile_sampler_progress("inversion and reconstruction"));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   write_invert_tensors(r.out_dir, in, inv, channels);

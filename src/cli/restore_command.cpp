@@ -110,16 +110,6 @@ void warn_about_untrained_null_class(const RestoreTask& task, const ExperimentCo
                  "(diffusion.p_uncond = 0): the null-label branch is untrained; set class in the task");
 }
 
-SamplerCallback decile_step_progress() {
-  auto last_decile = std::make_shared<int64_t>(-1);
-  return [last_decile](const SamplerStep& step) {
-    const int64_t decile = step.nfe_done * 10 / std::max<int64_t>(step.nfe_total, 1);
-    if (decile == *last_decile) return;
-    *last_decile = decile;
-    spdlog::info("restoring: step {}/{} ({:.0f}%)", step.nfe_done, step.nfe_total, 100.0 * step.nfe_done / step.nfe_total);
-  };
-}
-
 void write_restore_images(const fs::path& out_dir, const std::vector<std::string>& names, const RestoreResult& result,
                           const torch::Tensor& clean) {
   fs::create_directories(out_dir / "restored");
@@ -209,7 +199,7 @@ int run_restore(const std::vector<std::string>& argv) {
                model.using_ema ? "EMA" : "raw", device.str());
 
   const auto start = std::chrono::steady_clock::now();
-  const RestoreResult result = restore(model.precond, in.request, decile_step_progress());
+  const RestoreResult result = restore(model.precond, in.request, decile_sampler_progress("restoring"));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int64_t peak_memory = compat::peak_memory_bytes(device);
 
