@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/experiment_config.h"
 #include "diffuse/core/error.h"
 #include "diffuse/io/safetensors.h"

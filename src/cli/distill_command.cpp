@@ -3,6 +3,7 @@
 
 #include "args.h"
 #include "diffuse/core/blas_info.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/distill/score_distillation.h"
 #include "diffuse/train/checkpoint.h"

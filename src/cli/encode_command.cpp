@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/data/dataset_slice.h"

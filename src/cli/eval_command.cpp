@@ -11,6 +11,7 @@
 #include "args.h"
 #include "distributed_launch.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/eval/evaluate.h"
 #include "diffuse/train/checkpoint.h"

@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/experiment_config.h"
 #include "diffuse/data/data_loader.h"

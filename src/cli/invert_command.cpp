@@ -12,6 +12,7 @@
 #include "args.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/io/image_io.h"

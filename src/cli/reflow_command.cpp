@@ -2,6 +2,7 @@
 
 #include "args.h"
 #include "diffuse/core/blas_info.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/distill/reflow.h"
 #include "diffuse/sampling/generation_policy.h"

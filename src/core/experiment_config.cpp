@@ -1,16 +1,11 @@
 #include "diffuse/core/experiment_config.h"
 
 #include <limits>
-#include <regex>
 
+#include "diffuse/core/device.h"
 #include "diffuse/sampling/sampler.h"
 
 namespace diffuse {
-
-bool is_device_name(const std::string& text) {
-  static const std::regex kDevice("auto|cpu|cuda|cuda:(0|[1-9][0-9]?)");
-  return std::regex_match(text, kDevice);
-}
 
 namespace {
 

@@ -9,6 +9,7 @@
 
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/losses/dsm_loss.h"

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "diffuse/core/compat.h"
+#include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"

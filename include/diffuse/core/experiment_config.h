@@ -301,9 +301,6 @@ ExperimentConfig load_experiment_config(const std::string& path,
                                         const std::vector<std::string>& overrides = {});
 YAML::Node emit_experiment_config(const ExperimentConfig& config);
 
-// Whether `text` is a device name of the config and flags: auto, cpu, cuda or cuda:N.
-bool is_device_name(const std::string& text);
-
 // Fills the model preset's values into `model` (throws ConfigError for an unknown preset,
 // listing the valid ones). Defined by the model registry.
 void apply_model_preset(const std::string& preset, ModelOptions& model);

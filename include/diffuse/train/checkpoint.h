@@ -83,8 +83,4 @@ struct LoadedModel {
 // a missing, truncated or foreign file, naming the path.
 LoadedModel load_model_for_inference(const std::string& path, bool use_ema, torch::Device device);
 
-// Parses "auto" | "cpu" | "cuda" | "cuda:N" (ConfigError naming `what` on bad text or a
-// CUDA device that is not there). "auto" picks cuda:0 when available.
-torch::Device resolve_device(const std::string& text, const std::string& what);
-
 }  // namespace diffuse
