@@ -14,9 +14,9 @@
 #include <sstream>
 #include <thread>
 
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/device.h"
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/core/error.h"
 #include "diffuse/io/safetensors.h"
 

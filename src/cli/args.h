@@ -81,5 +81,6 @@ int run_encode(const std::vector<std::string>& argv);
 int run_info(const std::vector<std::string>& argv);
 int run_eval(const std::vector<std::string>& argv);
 int run_plot(const std::vector<std::string>& argv);
+int run_config(const std::vector<std::string>& argv);
 
 }  // namespace diffuse::cli

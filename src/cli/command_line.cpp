@@ -31,6 +31,7 @@ const char* kUsage =
     "  eval      FD, KID, precision/recall and class accuracy of generated images\n"
     "  info      summarise a dataset (--config) or a checkpoint (--checkpoint)\n"
     "  plot      draw a run's loss and metric curves (RUN_DIR/curves.png)\n"
+    "  config    print the reference of every config and restore-task key (--reference)\n"
     "\n"
     "Run 'diffuse <command> --help' for the flags of a command.\n"
     "  diffuse --version   print the version\n";
@@ -71,6 +72,7 @@ int run_command_line(const std::vector<std::string>& args) {
     if (command == "eval") return run_eval(rest);
     if (command == "plot") return run_plot(rest);
     if (command == "reflow") return run_reflow(rest);
+    if (command == "config") return run_config(rest);
     std::cerr << "error: unknown command '" << command << "'\n" << kUsage;
     return 2;
   } catch (const UsageError& e) {

@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "args.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/eval/denoising_calibration.h"

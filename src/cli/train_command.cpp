@@ -5,9 +5,9 @@
 
 #include "args.h"
 #include "distributed_launch.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/device.h"
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
 

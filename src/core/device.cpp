@@ -14,12 +14,16 @@ bool is_device_name(const std::string& text) {
 torch::Device resolve_device(const std::string& text, const std::string& what) {
   // LibTorch's own parser takes more than the documented names (other backends, "cpu:0").
   if (!is_device_name(text))
-    throw ConfigError(what + ": unknown device '" + text + "'; valid devices: auto, cpu, cuda, cuda:N");
-  if (text == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    throw ConfigError(what + ": unknown device '" + text +
+                      "'; valid devices: auto, cpu, cuda, cuda:N");
+  if (text == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
+                                       : torch::Device(torch::kCPU);
   torch::Device device(text);
   if (device.is_cuda()) {
     if (!torch::cuda::is_available())
-      throw ConfigError(what + ": device '" + text + "' asked for, but this build or machine has no CUDA");
+      throw ConfigError(what + ": device '" + text +
+                        "' asked for, but this build or machine has no CUDA");
     const int64_t index = device.has_index() ? device.index() : 0;
     if (index >= static_cast<int64_t>(torch::cuda::device_count()))
       throw ConfigError(what + ": device '" + text + "' does not exist (" +

@@ -102,4 +102,29 @@ torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const t
   return x;
 }
 
+namespace {
+
+OptionSchema<DpsOptions> make_dps_schema() {
+  using O = DpsOptions;
+  OptionSchema<O> s;
+  s.choice("method", &O::method, kDpsMethodNames,
+           "dps (gradient through the network, Chung et al. 2023 Alg. 1) or dps_linear (linear operators, no network "
+           "gradient)");
+  s.field("zeta", &O::zeta, "step size ζ (or ζ' with normalize_zeta)",
+          checks::custom<double>("(0, 1e6]", [](const double& v) {
+            return v > 0.0 && v <= 1e6 ? std::string() : "must lie in (0, 1e6], found " + format_double(v);
+          }));
+  s.field("normalize_zeta", &O::normalize_zeta, "ζ_i = ζ' / ‖y - A(x̂0)‖ per sample");
+  s.field("clip_denoised", &O::clip_denoised, "c > 0 clamps x̂0 to [-c, c] before the residual, as the DPS reference code does (1 for images in [-1, 1]); 0 turns it off",
+          checks::range(0.0, 1000.0));
+  return s;
+}
+
+}  // namespace
+
+const OptionSchema<DpsOptions>& dps_options_schema() {
+  static const OptionSchema<DpsOptions> schema = make_dps_schema();
+  return schema;
+}
+
 }  // namespace diffuse

@@ -227,10 +227,8 @@ std::vector<int64_t> IdentityOperator::measurement_shape() const {
 
 namespace {
 
+// The kernel against the image (its own range is the schema's).
 void check_kernel(const OperatorOptions& o, int64_t image_size) {
-  if (o.kernel_size < 1 || o.kernel_size % 2 == 0)
-    bad_option("kernel_size", "must be an odd number >= 1 (the blur keeps the image centred), found " +
-                                  std::to_string(o.kernel_size));
   if (o.kernel_size / 2 > image_size - 1)
     bad_option("kernel_size", "reflect padding needs kernel_size <= 2 * image_size - 1 = " +
                                   std::to_string(2 * image_size - 1) + ", found " +
@@ -262,30 +260,23 @@ std::unique_ptr<Operator> make_inpaint_box(const OperatorOptions& o, int64_t cha
 }
 
 std::unique_ptr<Operator> make_inpaint_random(const OperatorOptions& o, int64_t channels, int64_t image_size) {
-  if (!(o.keep_fraction > 0.0 && o.keep_fraction <= 1.0))
-    bad_option("keep_fraction", "must lie in (0, 1], found " + std::to_string(o.keep_fraction));
   return std::make_unique<MaskOperator>(
       "inpaint_random", random_pixel_mask(image_size, o.keep_fraction, o.seed), channels);
 }
 
 std::unique_ptr<Operator> make_gaussian_blur(const OperatorOptions& o, int64_t channels, int64_t image_size) {
   check_kernel(o, image_size);
-  if (!(o.blur_sigma > 0.0)) bad_option("blur_sigma", "must be > 0 pixels, found " + std::to_string(o.blur_sigma));
   return std::make_unique<ConvolutionOperator>("gaussian_blur", gaussian_kernel(o.kernel_size, o.blur_sigma),
                                                channels, image_size);
 }
 
 std::unique_ptr<Operator> make_motion_blur(const OperatorOptions& o, int64_t channels, int64_t image_size) {
   check_kernel(o, image_size);
-  if (!(o.intensity >= 0.0 && o.intensity <= 1.0))
-    bad_option("intensity", "must lie in [0, 1], found " + std::to_string(o.intensity));
   return std::make_unique<ConvolutionOperator>(
       "motion_blur", motion_kernel(o.kernel_size, o.intensity, o.seed), channels, image_size);
 }
 
 std::unique_ptr<Operator> make_super_resolution(const OperatorOptions& o, int64_t channels, int64_t image_size) {
-  if (o.factor != 2 && o.factor != 4)
-    bad_option("factor", "must be 2 or 4, found " + std::to_string(o.factor));
   if (image_size % o.factor != 0)
     bad_option("factor", "must divide the image size " + std::to_string(image_size) + ", found " +
                              std::to_string(o.factor));
@@ -300,12 +291,15 @@ std::unique_ptr<Operator> make_denoise(const OperatorOptions&, int64_t channels,
 
 const std::vector<OperatorEntry>& operator_table() {
   static const std::vector<OperatorEntry> table{
-      {"inpaint_box", "zero a box (fixed, centred, or seeded random position)", make_inpaint_box},
-      {"inpaint_random", "keep a seeded random fraction of the pixels", make_inpaint_random},
-      {"gaussian_blur", "Gaussian blur, reflect padding", make_gaussian_blur},
-      {"motion_blur", "blur with a seeded random-trajectory kernel, reflect padding", make_motion_blur},
-      {"super_resolution", "average pooling by 2 or 4", make_super_resolution},
-      {"denoise", "identity (measurement noise only)", make_denoise},
+      {"inpaint_box", "zero a box (fixed, centred, or seeded random position)",
+       {"box_size", "box_top", "box_left", "random_box", "seed"}, make_inpaint_box},
+      {"inpaint_random", "keep a seeded random fraction of the pixels", {"keep_fraction", "seed"},
+       make_inpaint_random},
+      {"gaussian_blur", "Gaussian blur, reflect padding", {"kernel_size", "blur_sigma"}, make_gaussian_blur},
+      {"motion_blur", "blur with a seeded random-trajectory kernel, reflect padding",
+       {"kernel_size", "intensity", "seed"}, make_motion_blur},
+      {"super_resolution", "average pooling by 2 or 4", {"factor"}, make_super_resolution},
+      {"denoise", "identity (measurement noise only)", {}, make_denoise},
   };
   return table;
 }
@@ -321,9 +315,14 @@ std::unique_ptr<Operator> make_operator(const OperatorOptions& options, int64_t 
   if (channels < 1 || image_size < 1)
     throw ConfigError("make_operator: images must have >= 1 channel and >= 1 pixel, found " +
                       std::to_string(channels) + " × " + std::to_string(image_size) + "²");
+  operator_options_schema().validate(options, "operator");
+  return find_operator(options.name).make(options, channels, image_size);
+}
+
+const OperatorEntry& find_operator(const std::string& name) {
   for (const auto& entry : operator_table())
-    if (options.name == entry.name) return entry.make(options, channels, image_size);
-  bad_option("name", "unknown operator '" + options.name + "'; valid operators: " + operator_names());
+    if (name == entry.name) return entry;
+  bad_option("name", "unknown operator '" + name + "'; valid operators: " + operator_names());
 }
 
 }  // namespace diffuse

@@ -168,14 +168,9 @@ void check_dit_options(const ModelOptions& o) {
                       std::to_string(o.in_channels) + ", model.image_size " +
                       std::to_string(o.image_size) + ", model.num_classes " +
                       std::to_string(o.num_classes) + "); call resolve_model_options first");
-  if (d.depth < 1)
-    throw ConfigError("model.dit.depth: must be >= 1, found " + std::to_string(d.depth));
-  if (d.patch_size < 1)
-    throw ConfigError("model.dit.patch_size: must be >= 1, found " + std::to_string(d.patch_size));
-  if (d.num_heads < 1)
-    throw ConfigError("model.dit.num_heads: must be >= 1, found " + std::to_string(d.num_heads));
-  if (!(d.mlp_ratio > 0.0))
-    throw ConfigError("model.dit.mlp_ratio: must be > 0, found " + std::to_string(d.mlp_ratio));
+  // The ranges of the config parser, then what depends on the image size and the position
+  // embedding.
+  dit_options_schema().validate(d, "model.dit");
   if (o.image_size % d.patch_size != 0)
     throw ConfigError("model.dit.patch_size " + std::to_string(d.patch_size) +
                       " does not divide model.image_size " + std::to_string(o.image_size) +
@@ -185,10 +180,6 @@ void check_dit_options(const ModelOptions& o) {
     throw ConfigError("model.dit.hidden_size: must be a positive multiple of 4 (the 2-D sin-cos "
                       "position embedding splits it into row and column sin/cos halves), found " +
                       std::to_string(d.hidden_size));
-  if (d.hidden_size % d.num_heads != 0)
-    throw ConfigError("model.dit.num_heads " + std::to_string(d.num_heads) +
-                      " does not divide model.dit.hidden_size " + std::to_string(d.hidden_size) +
-                      "; attention heads split the hidden size evenly");
 }
 
 class DiTImpl : public DiffusionNet {
@@ -271,12 +262,12 @@ class DiTImpl : public DiffusionNet {
       throw DataError("DiT: noise_cond must have shape [" + std::to_string(x.size(0)) +
                       "] (one value per sample), found " + shape_text(noise_cond));
     if (o.num_classes > 0 && !labels.defined())
-      throw ConfigError("DiT: the model is class-conditional (model.num_classes " +
+      throw DataError("DiT: the model is class-conditional (model.num_classes " +
                         std::to_string(o.num_classes) + ") but forward got no labels; pass [B] int64 "
                         "labels in [0, " + std::to_string(o.num_classes) + "], " +
                         std::to_string(o.num_classes) + " being the null (unconditional) class");
     if (o.num_classes == 0 && labels.defined())
-      throw ConfigError("DiT: the model is unconditional (model.num_classes 0) but forward got labels; "
+      throw DataError("DiT: the model is unconditional (model.num_classes 0) but forward got labels; "
                         "pass an undefined tensor, or build the model with model.num_classes > 0");
     if (labels.defined() && (labels.dim() != 1 || labels.size(0) != x.size(0) ||
                              labels.scalar_type() != torch::kInt64))

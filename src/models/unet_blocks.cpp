@@ -18,26 +18,16 @@ std::string join(const std::vector<int64_t>& values) {
 
 [[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
 
-// The sizes and rates, each on its own.
+// The resolved sizes, then every UNet key against its schema (the ranges the config parser
+// applies, so a UNet built in C++ is held to the same ones).
 void check_scalar_options(const ModelOptions& options) {
-  const UNetOptions& u = options.unet;
   if (options.in_channels < 1)
     fail("model.in_channels must be >= 1, got " + std::to_string(options.in_channels));
   if (options.image_size < 1)
     fail("model.image_size must be >= 1, got " + std::to_string(options.image_size));
   if (options.num_classes < 0)
     fail("model.num_classes must be resolved (>= 0), got " + std::to_string(options.num_classes));
-  if (u.base_channels < 1)
-    fail("model.unet.base_channels must be >= 1, got " + std::to_string(u.base_channels));
-  if (u.channel_mult.empty()) fail("model.unet.channel_mult must list at least one level");
-  for (int m : u.channel_mult)
-    if (m < 1) fail("model.unet.channel_mult values must be >= 1, got " + std::to_string(m));
-  if (u.num_res_blocks < 1)
-    fail("model.unet.num_res_blocks must be >= 1, got " + std::to_string(u.num_res_blocks));
-  if (u.dropout < 0.0 || u.dropout >= 1.0)
-    fail("model.unet.dropout must lie in [0, 1), got " + std::to_string(u.dropout));
-  if (u.num_groups < 1)
-    fail("model.unet.num_groups must be >= 1, got " + std::to_string(u.num_groups));
+  unet_options_schema().validate(options.unet, "model.unet");
 }
 
 // base, then base·mult of each level, checked against num_groups.

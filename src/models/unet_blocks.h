@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "diffuse/core/compat.h"
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/models/model_options.h"
 
 namespace diffuse::unet_blocks {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/train/checkpoint.h"

@@ -8,7 +8,7 @@
 #include <memory>
 #include <optional>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/eval/feature_network.h"
 #include "diffuse/eval/feature_stats.h"
 #include "diffuse/precond/precond.h"

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/error.h"
-#include "diffuse/core/experiment_config.h"
 #include "support/expect_text.h"
 #include "support/test_paths.h"
 

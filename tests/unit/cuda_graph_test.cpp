@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "core/cuda_graph.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/generate.h"
 #include "support/expect_text.h"

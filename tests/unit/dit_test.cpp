@@ -290,7 +290,7 @@ TEST(DiT, PatchSizeMustDivideImageSize) {
 TEST(DiT, BadWidthsNameTheirKeys) {
   ModelOptions o = tiny_options();
   o.dit.num_heads = 5;
-  EXPECT_NE(config_error_of(o).find("model.dit.num_heads 5 does not divide model.dit.hidden_size 64"),
+  EXPECT_NE(config_error_of(o).find("model.dit.hidden_size: must be a positive multiple of num_heads (5), found 64"),
             std::string::npos);
   o = tiny_options();
   o.dit.hidden_size = 66;
@@ -307,11 +307,11 @@ TEST(DiT, LabelsMustMatchConditioning) {
   try {
     model->forward(b.x, b.noise_cond, torch::Tensor());
     FAIL() << "missing labels accepted";
-  } catch (const ConfigError& e) {
+  } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("model.num_classes 10"), std::string::npos) << e.what();
   }
   auto unconditional = make_dit(tiny_options(0));
-  EXPECT_THROW(unconditional->forward(b.x, b.noise_cond, b.labels), ConfigError);
+  EXPECT_THROW(unconditional->forward(b.x, b.noise_cond, b.labels), DataError);
   EXPECT_THROW(model->forward(b.x, b.noise_cond, b.labels.to(torch::kFloat32)), DataError);
   EXPECT_THROW(model->forward(torch::randn({2, 3, 16, 16}), b.noise_cond, b.labels), DataError);
 }

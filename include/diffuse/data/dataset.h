@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_options.h"
 
 namespace diffuse {
 

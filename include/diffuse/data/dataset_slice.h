@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <string>
 
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/data/data_loader.h"
+#include "diffuse/data/data_options.h"
 
 namespace diffuse {
 

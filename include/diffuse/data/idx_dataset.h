@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_options.h"
 #include "diffuse/data/image_tensor_dataset.h"
 
 namespace diffuse {

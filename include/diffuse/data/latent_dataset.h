@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_options.h"
 #include "diffuse/data/dataset.h"
 
 namespace diffuse {

@@ -4,7 +4,7 @@
 // training loop without any disk or decoding cost (scripts/bench.sh).
 #include <memory>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_options.h"
 #include "diffuse/data/image_tensor_dataset.h"
 
 namespace diffuse {

@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/losses/dsm_loss.h"
 #include "diffuse/precond/precond.h"
 

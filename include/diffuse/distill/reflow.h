@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/precond/precond.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/train/trainer.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/data/data_options.h"
 #include "diffuse/eval/feature_network.h"
 #include "diffuse/eval/generative_metrics.h"
 

@@ -27,7 +27,7 @@
 #include <array>
 #include <vector>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/option_schema.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/inverse/operator.h"
 #include "diffuse/precond/precond.h"
@@ -59,5 +59,8 @@ struct DpsOptions {
 torch::Tensor sample_dps(const DenoiserFn& denoiser, const Operator& op, const torch::Tensor& y,
                          torch::Tensor x, const std::vector<double>& sigmas, SeededNoise& noise,
                          const DpsOptions& options, const SamplerCallback& progress = nullptr);
+
+// Keys, valid values and meanings of DpsOptions (top-level keys of a restore task).
+const OptionSchema<DpsOptions>& dps_options_schema();
 
 }  // namespace diffuse

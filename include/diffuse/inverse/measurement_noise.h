@@ -6,7 +6,7 @@
 
 #include <array>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/option_schema.h"
 #include "diffuse/core/seeded_noise.h"
 
 namespace diffuse {
@@ -29,5 +29,8 @@ struct MeasurementNoiseOptions {
 // clean: [B, ...] noise-free measurement A(x) in data units; noise.batch_size() == B.
 torch::Tensor add_measurement_noise(const torch::Tensor& clean, const MeasurementNoiseOptions& options,
                                     SeededNoise& noise);
+
+// Keys, valid values and meanings of the `noise:` section of a restore task.
+const OptionSchema<MeasurementNoiseOptions>& measurement_noise_schema();
 
 }  // namespace diffuse

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/core/option_schema.h"
+
 namespace diffuse {
 
 // The `operator:` section of a restore task (configs/restore/*.yaml). Each operator reads
-// only its own keys (restore_task.cpp rejects the others).
+// only its own keys (`keys` of its table entry); operator_options_schema() rejects the others.
 struct OperatorOptions {
   std::string name = "inpaint_box";
   // inpaint_box: a box_size × box_size hole at (box_top, box_left); -1 centres the box on
@@ -65,12 +67,19 @@ std::unique_ptr<Operator> make_operator(const OperatorOptions& options, int64_t 
 struct OperatorEntry {
   const char* name;
   const char* description;
+  std::vector<std::string> keys;  // the OperatorOptions keys it reads, besides `name`
   std::unique_ptr<Operator> (*make)(const OperatorOptions& options, int64_t channels,
                                     int64_t image_size);
 };
 const std::vector<OperatorEntry>& operator_table();
 // Comma-separated list of the registered names, for messages.
 std::string operator_names();
+// The table entry named `name`, or a ConfigError listing the valid names.
+const OperatorEntry& find_operator(const std::string& name);
+
+// Keys, valid values and meanings of OperatorOptions (README.md "Config reference"); also
+// what make_operator checks the options against.
+const OptionSchema<OperatorOptions>& operator_options_schema();
 
 // ---- concrete operators ---------------------------------------------------------------
 

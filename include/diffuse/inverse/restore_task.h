@@ -1,17 +1,11 @@
 #pragma once
 // The typed form of a restore task YAML (configs/restore/*.yaml): which operator degrades
-// the image, the measurement noise, and how DPS samples the posterior. Parsed once, strictly:
-// an unknown key, a key the chosen operator or noise type does not use, or an invalid
-// combination is a ConfigError naming file:line and the key. parse → emit → parse is the
-// identity (emit writes only the keys the task uses).
-//
-//   operator: {name, box_size, box_top, box_left, random_box, keep_fraction, kernel_size,
-//              blur_sigma, intensity, factor, seed}
-//   noise: {type: gaussian | poisson, sigma, rate}
-//   method: dps | dps_linear      zeta: ζ or ζ'      normalize_zeta: true | false
-//   clip_denoised: c > 0 clamps x̂0 to [-c, c] (default 1: images in [-1, 1]), 0 turns it off
-//   steps: N      spacing: leading | trailing | linspace | karras
-//   class: -1 (unconditional) or a label      cfg: guidance weight (1 = plain conditional)
+// the image, the measurement noise, and how DPS samples the posterior. Described once by
+// restore_task_schema() (README.md "Restore task reference"), from the schemas of the
+// operator options, the measurement noise and DPS. Parsed strictly: an unknown key, a key
+// the chosen operator or noise type does not use, or an invalid combination is a
+// ConfigError naming file:line and the key. parse → emit → parse is the identity (emit
+// writes only the keys the task uses).
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -43,12 +37,11 @@ struct RestoreTask {
   double cfg = 1.0;                   // classifier-free guidance weight (needs a class)
 };
 
+const OptionSchema<RestoreTask>& restore_task_schema();
+
 RestoreTask parse_restore_task(ConfigNode& root);
 YAML::Node emit_restore_task(const RestoreTask& task);
 // Loads and parses `path`, applying `key.path=value` overrides first (as --set does).
 RestoreTask load_restore_task(const std::string& path, const std::vector<std::string>& overrides = {});
-
-// The operator keys each registered operator reads (besides `name`).
-std::vector<std::string> operator_keys(const std::string& operator_name);
 
 }  // namespace diffuse

@@ -4,8 +4,8 @@
 // the weighting is expressed in x0-space and converted with c_out².
 #include <torch/torch.h>
 
-#include "diffuse/core/experiment_config.h"
 #include "diffuse/precond/precond.h"
+#include "diffuse/schedule/diffusion_options.h"
 
 namespace diffuse {
 

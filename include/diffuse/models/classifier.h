@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/models/model_options.h"
 
 namespace diffuse {
 

@@ -4,7 +4,7 @@
 // which architecture it is talking to.
 #include <torch/torch.h>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/models/model_options.h"
 
 namespace diffuse {
 

@@ -2,7 +2,7 @@
 // Embeddings shared by the architectures of the zoo.
 #include <torch/torch.h>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/models/model_options.h"
 
 namespace diffuse {
 

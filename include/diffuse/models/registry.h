@@ -18,6 +18,10 @@ struct ModelPreset {
 
 const std::vector<ModelPreset>& model_presets();
 
+// Fills the model preset's values into `model` (throws ConfigError for an unknown preset,
+// listing the valid ones).
+void apply_model_preset(const std::string& preset, ModelOptions& model);
+
 // Builds the network. `options` must be resolved (in_channels, image_size > 0,
 // num_classes >= 0); throws ConfigError when the options do not fit together (e.g. an
 // image size not divisible by the patch size), naming the keys.

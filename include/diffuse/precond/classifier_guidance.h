@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "diffuse/models/classifier.h"
+#include "diffuse/models/classifier_options.h"
 #include "diffuse/precond/precond.h"
 #include "diffuse/schedule/noise_schedule.h"
 

@@ -3,7 +3,7 @@
 // for `diffuse sample`, the trainer's sample grids, in-training evaluation and reflow.
 #include <cstdint>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 
 namespace diffuse {
 

@@ -12,7 +12,7 @@
 
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/schedule/diffusion_options.h"
 
 namespace diffuse {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/precond/precond.h"
 
 namespace diffuse {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/precond/classifier_guidance.h"
 #include "diffuse/train/trainer.h"

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/models/diffusion_net.h"
 
 namespace diffuse {

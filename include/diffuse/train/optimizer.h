@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/train/train_options.h"
 
 namespace diffuse {
 

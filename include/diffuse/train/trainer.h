@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "diffuse/core/experiment_config.h"
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/distributed/communicator.h"
 
 namespace diffuse {

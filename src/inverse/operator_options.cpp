@@ -1,0 +1,135 @@
+#include <algorithm>
+#include <limits>
+
+#include "diffuse/core/error.h"
+#include "diffuse/inverse/operator.h"
+
+namespace diffuse {
+
+namespace {
+
+const OperatorEntry* entry_named(const std::string& name) {
+  for (const auto& entry : operator_table())
+    if (name == entry.name) return &entry;
+  return nullptr;
+}
+
+bool reads(const OperatorEntry& entry, const std::string& key) {
+  return std::find(entry.keys.begin(), entry.keys.end(), key) != entry.keys.end();
+}
+
+// Why `key` does not apply to the chosen operator ("" when it does): keys of another
+// operator are errors that say which keys this one reads, rather than being ignored.
+std::string foreign_key_reason(const OperatorOptions& o, const std::string& key) {
+  const OperatorEntry* entry = entry_named(o.name);
+  if (entry == nullptr || reads(*entry, key)) return "";
+  std::string keys;
+  for (const auto& k : entry->keys) keys += (keys.empty() ? "" : ", ") + k;
+  return "not used by operator '" + o.name + "' (its keys: " + (keys.empty() ? "none" : keys) + ")";
+}
+
+// The doc line of `key`, ending in the operators that read it.
+std::string doc_with_users(const std::string& key, const std::string& doc) {
+  std::string users;
+  for (const auto& entry : operator_table())
+    if (reads(entry, key)) users += (users.empty() ? "" : ", ") + std::string(entry.name);
+  return doc + " (" + users + ")";
+}
+
+ValueCheck<std::string> operator_name() {
+  std::string valid;
+  for (const auto& entry : operator_table())
+    valid += (valid.empty() ? "" : " | ") + std::string(entry.name);
+  return checks::custom<std::string>(valid, [](const std::string& name) {
+    return entry_named(name)
+               ? std::string()
+               : "unknown operator '" + name + "'; valid operators: " + operator_names();
+  });
+}
+
+ValueCheck<int64_t> box_corner() {
+  return checks::custom<int64_t>("-1 or [0, 4096]", [](const int64_t& v) {
+    return v < -1 || v > 4096 ? std::string("must lie in [0, 4096], or be -1 to centre the box")
+                              : std::string();
+  });
+}
+
+OptionSchema<OperatorOptions> make_schema() {
+  using O = OperatorOptions;
+  OptionSchema<O> s;
+  const auto own = [&s](const char* key) {
+    s.applies([key](const O& o) { return foreign_key_reason(o, key); });
+  };
+  s.field("name", &O::name, "the operator A of y = A(x) + n", operator_name())
+      .required("missing required key (an operator name: " + operator_names() + ")");
+  s.field("box_size", &O::box_size, doc_with_users("box_size", "side of the square hole in pixels"),
+          checks::int_range<int64_t>(1, 4096));
+  own("box_size");
+  s.field("random_box", &O::random_box,
+          doc_with_users("random_box", "draw the box position from `seed`"));
+  own("random_box");
+  for (const auto& [key, member] :
+       {std::pair{"box_top", &O::box_top}, std::pair{"box_left", &O::box_left}}) {
+    s.field(key, member,
+            doc_with_users(key, "box corner in pixels; -1 centres the box on that axis"),
+            box_corner());
+    s.applies([key = std::string(key)](const O& o) {
+      const std::string foreign = foreign_key_reason(o, key);
+      if (!foreign.empty() || !o.random_box) return foreign;
+      return std::string(
+          "cannot be set together with random_box: true (the position is drawn from seed)");
+    });
+  }
+  s.field(
+      "keep_fraction", &O::keep_fraction,
+      doc_with_users("keep_fraction", "fraction of pixels kept (the same pixels in every channel)"),
+      checks::custom<double>("(0, 1]", [](const double& v) {
+        return v > 0.0 && v <= 1.0 ? std::string()
+                                   : "must lie in (0, 1], found " + format_double(v);
+      }));
+  own("keep_fraction");
+  s.field("kernel_size", &O::kernel_size,
+          doc_with_users("kernel_size", "blur kernel side (odd, ≤ 2·image size − 1)"),
+          checks::custom<int64_t>("odd, [1, 255]", [](const int64_t& v) {
+            return v < 1 || v > 255 || v % 2 == 0
+                       ? "must be an odd number in [1, 255], found " + std::to_string(v)
+                       : std::string();
+          }));
+  own("kernel_size");
+  s.field("blur_sigma", &O::blur_sigma, doc_with_users("blur_sigma", "Gaussian σ in pixels"),
+          checks::custom<double>("(0, 100]", [](const double& v) {
+            return v > 0.0 && v <= 100.0 ? std::string()
+                                         : "must lie in (0, 100] pixels, found " + format_double(v);
+          }));
+  own("blur_sigma");
+  s.field("intensity", &O::intensity,
+          doc_with_users("intensity",
+                         "shake of the motion trajectory: 0 a straight streak, 1 strongly curved"),
+          checks::range(0.0, 1.0));
+  own("intensity");
+  s.field("factor", &O::factor,
+          doc_with_users("factor", "average-pooling factor; divides the image size"),
+          checks::custom<int64_t>("2 | 4", [](const int64_t& v) {
+            return v == 2 || v == 4 ? std::string() : "must be 2 or 4, found " + std::to_string(v);
+          }));
+  own("factor");
+  s.field("seed", &O::seed,
+          doc_with_users(
+              "seed",
+              "draws the random box position, the random-pixel mask and the motion trajectory"));
+  s.applies([](const O& o) {
+    const std::string foreign = foreign_key_reason(o, "seed");
+    if (!foreign.empty() || o.name != "inpaint_box" || o.random_box) return foreign;
+    return std::string("only used with random_box: true (a fixed box has no randomness)");
+  });
+  return s;
+}
+
+}  // namespace
+
+const OptionSchema<OperatorOptions>& operator_options_schema() {
+  static const OptionSchema<OperatorOptions> schema = make_schema();
+  return schema;
+}
+
+}  // namespace diffuse
