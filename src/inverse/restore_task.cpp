@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 namespace {
@@ -18,30 +19,21 @@ bool contains(const std::vector<std::string>& keys, const std::string& key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out.empty() ? "none" : out;
-}
-
 // Keys that belong to another variant (e.g. keep_fraction under inpaint_box) are errors that
 // say which variant uses them, rather than being silently ignored.
 void reject_foreign_keys(ConfigNode& n, const std::vector<std::string>& all_keys,
                          const std::vector<std::string>& used_keys, const std::string& variant) {
   for (const auto& key : all_keys)
     if (n.has(key) && !contains(used_keys, key))
-      n.fail(key, "not used by " + variant + " (its keys: " + join(used_keys) + ")");
+      n.fail(key, "not used by " + variant + " (its keys: " + (used_keys.empty() ? "none" : join(used_keys)) +
+                      ")");
 }
 
 OperatorOptions parse_operator(ConfigNode n) {
   OperatorOptions o;
   n.require("name", o.name);
-  const auto valid = [&] {
-    for (const auto& entry : operator_table())
-      if (o.name == entry.name) return true;
-    return false;
-  }();
-  if (!valid) n.fail("name", "unknown operator '" + o.name + "'; valid operators: " + operator_names());
+  if (!find_by_name(operator_table(), o.name))
+    n.fail("name", "unknown operator '" + o.name + "'; valid operators: " + operator_names());
   const std::vector<std::string> keys = operator_keys(o.name);
   reject_foreign_keys(n, kAllOperatorKeys, keys, "operator '" + o.name + "'");
 
