@@ -267,11 +267,14 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
     if (chw.size(0) == 1) {
       chw = chw.expand({3, chw.size(1), chw.size(2)});
     } else {
-      // ITU-R BT.601 luma, as the dataset transforms.
-      chw = (0.299f * chw[0] + 0.587f * chw[1] + 0.114f * chw[2]).unsqueeze(0);
+      chw = rgb_to_grey(chw);
     }
   }
   return chw.div(127.5).sub(1.0).contiguous();
+}
+
+torch::Tensor rgb_to_grey(const torch::Tensor& chw) {
+  return (0.299f * chw[0] + 0.587f * chw[1] + 0.114f * chw[2]).unsqueeze(0);
 }
 
 std::string read_checked_image_bytes(const std::string& path) {
