@@ -139,7 +139,4 @@ const char* enum_name(E value, const std::array<EnumName<E>, N>& table) {
 // YAML text of a node with block style, as written to config.yaml files.
 std::string to_yaml_string(const YAML::Node& node);
 
-// Writes `text` to `path` atomically (temp file in the same folder, then rename).
-void write_text_file_atomic(const std::string& path, const std::string& text);
-
 }  // namespace diffuse
