@@ -14,10 +14,10 @@
 #include <sstream>
 #include <thread>
 
-#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/io/safetensors.h"
 
 namespace diffuse::cli {
@@ -28,9 +28,7 @@ Args::Args(std::string command, std::string summary, std::vector<FlagSpec> flags
 }
 
 const FlagSpec* Args::find(const std::string& name) const {
-  for (const auto& f : flags_)
-    if (f.name == name) return &f;
-  return nullptr;
+  return find_by_name(flags_, name);
 }
 
 bool Args::parse(const std::vector<std::string>& argv) {

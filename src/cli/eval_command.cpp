@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "args.h"
-#include "distributed_launch.h"
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/eval/evaluate.h"
 #include "diffuse/train/checkpoint.h"
+#include "distributed_launch.h"
 
 namespace diffuse::cli {
 namespace {

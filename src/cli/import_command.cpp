@@ -3,16 +3,14 @@
 
 #include "args.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/interop/weight_import.h"
 
 namespace diffuse::cli {
 
 int run_import(const std::vector<std::string>& argv) {
-  std::string sources, listed;
-  for (const auto& entry : kImportSourceNames) {
-    sources += (sources.empty() ? "" : " | ") + std::string(entry.name);
-    listed += (listed.empty() ? "" : ", ") + std::string(entry.name);
-  }
+  const std::vector<std::string> names = names_of(kImportSourceNames);
+  const std::string sources = join(names, " | ");
   Args args("import",
             "Map weights trained elsewhere onto diffuse's networks. A diffusion model is written as an\n"
             "exported model (.safetensors) that diffuse sample, restore, invert and distill take like a\n"
@@ -37,10 +35,9 @@ int run_import(const std::vector<std::string>& argv) {
   apply_common_flags(args);
   ImportOptions o;
   const std::string from = args.require("--from");
-  bool known = false;
-  for (const auto& entry : kImportSourceNames)
-    if (from == entry.name) o.source = entry.value, known = true;
-  if (!known) throw UsageError("--from: unknown format '" + from + "'; valid formats: " + listed);
+  const auto* format = find_by_name(kImportSourceNames, from);
+  if (!format) throw UsageError("--from: unknown format '" + from + "'; valid formats: " + join(names));
+  o.source = format->value;
   o.weights = args.require("--weights");
   o.out = require_safetensors_path(args, "--out");
   o.config = args.get("--config", "");

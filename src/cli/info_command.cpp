@@ -12,9 +12,11 @@
 
 #include "args.h"
 #include "diffuse/config/experiment_config.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/eval/denoising_calibration.h"
@@ -30,19 +32,20 @@ namespace {
 constexpr int64_t kPreviewCount = 64;
 constexpr int64_t kPreviewColumns = 8;
 
+// "[0.1234, 0.5000]": four decimals.
 std::string join_numbers(const std::vector<double>& values) {
-  std::ostringstream text;
-  text << std::fixed << std::setprecision(4) << "[";
-  for (size_t i = 0; i < values.size(); ++i) text << (i ? ", " : "") << values[i];
-  text << "]";
-  return text.str();
+  return "[" + join(values, ", ", [](double value) {
+           std::ostringstream text;
+           text << std::fixed << std::setprecision(4) << value;
+           return text.str();
+         }) + "]";
 }
 
+// "0=cat, 1=dog": each class name with its label.
 std::string join_names(const std::vector<std::string>& names) {
-  std::string text;
-  for (size_t i = 0; i < names.size(); ++i)
-    text += (i ? ", " : "") + std::to_string(i) + "=" + names[i];
-  return text;
+  std::vector<std::string> labelled;
+  for (size_t i = 0; i < names.size(); ++i) labelled.push_back(std::to_string(i) + "=" + names[i]);
+  return join(labelled);
 }
 
 // Writes a grid of the first batch a training loader would return (flips included).

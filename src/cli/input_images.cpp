@@ -36,8 +36,8 @@ torch::Tensor conform(torch::Tensor image, const std::string& source, const std:
                     " (channels×height×width), found " +
                     shape_text(image.size(0), image.size(1), image.size(2)) + "; pass --resize to convert it");
   if (image.size(0) != c) {
-    if (c == 1)  // ITU-R BT.601 luma, as OpenCV's colour → grey conversion
-      image = (image[0] * 0.299 + image[1] * 0.587 + image[2] * 0.114).unsqueeze(0);
+    if (c == 1)
+      image = rgb_to_grey(image);
     else
       image = image.expand({c, image.size(1), image.size(2)}).contiguous();
   }

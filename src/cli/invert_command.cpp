@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "args.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/device.h"
@@ -28,10 +29,7 @@ namespace {
 
 // The samplers that solve the probability-flow ODE, comma separated: the only ones that invert.
 std::string ode_sampler_names() {
-  std::string names;
-  for (const auto& s : sampler_table())
-    if (s.ode) names += (names.empty() ? "" : ", ") + std::string(s.name);
-  return names;
+  return sampler_names([](const SamplerEntry& entry) { return entry.ode; });
 }
 
 std::vector<FlagSpec> invert_flags(const std::string& ode_samplers) {

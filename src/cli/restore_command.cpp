@@ -13,8 +13,7 @@
 #include <map>
 
 #include "args.h"
-#include "input_images.h"
-#include "metric_json.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
@@ -28,9 +27,11 @@
 #include "diffuse/inverse/metrics.h"
 #include "diffuse/inverse/restore.h"
 #include "diffuse/inverse/restore_task.h"
-#include "diffuse/sampling/generation_policy.h"
 #include "diffuse/io/image_io.h"
+#include "diffuse/sampling/generation_policy.h"
 #include "diffuse/train/checkpoint.h"
+#include "input_images.h"
+#include "metric_json.h"
 
 namespace diffuse::cli {
 namespace fs = std::filesystem;

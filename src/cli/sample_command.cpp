@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "args.h"
-#include "distributed_launch.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/compat.h"
 #include "diffuse/core/config_node.h"
@@ -22,6 +22,7 @@
 #include "diffuse/sampling/generation_policy.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/classifier_trainer.h"
+#include "distributed_launch.h"
 
 namespace diffuse::cli {
 namespace fs = std::filesystem;

@@ -13,15 +13,6 @@
 namespace diffuse {
 namespace {
 
-std::string join(const std::vector<std::string>& items, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += sep;
-    out += items[i];
-  }
-  return out;
-}
-
 bool parse_bool(const std::string& s, bool& out) {
   if (s == "true" || s == "True" || s == "TRUE" || s == "yes" || s == "on") {
     out = true;

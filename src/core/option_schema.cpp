@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "diffuse/core/text.h"
+
 namespace diffuse {
 
 std::string option_value_text(double v) {
@@ -43,12 +45,7 @@ ValueCheck<double> positive(double hi) {
 }
 
 ValueCheck<std::string> one_of(const std::vector<std::string>& values) {
-  std::string listed, valid;
-  for (const auto& v : values) {
-    listed += (listed.empty() ? "" : ", ") + v;
-    valid += (valid.empty() ? "" : " | ") + v;
-  }
-  return {valid, [values, listed](const std::string& v) {
+  return {join(values, " | "), [values, listed = join(values)](const std::string& v) {
             for (const auto& allowed : values)
               if (v == allowed) return std::string();
             return "unknown value '" + v + "'; valid values: " + listed;

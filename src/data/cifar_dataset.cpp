@@ -4,9 +4,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 
@@ -16,14 +17,6 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kCifarSide = 32;
 constexpr int64_t kCifarPixels = 3 * kCifarSide * kCifarSide;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open for reading");
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 std::vector<std::string> read_class_names(const fs::path& meta) {
   std::ifstream in(meta);
@@ -52,9 +45,7 @@ void require_batches(const DataOptions& options, const fs::path& folder, const s
   for (const auto& name : names)
     if (!fs::exists(folder / name)) missing.push_back(name);
   if (!missing.empty()) {
-    std::string list;
-    for (const auto& name : missing) list += (list.empty() ? "" : ", ") + name;
-    throw DataError(options.path + ": CIFAR-10 binary files missing: " + list +
+    throw DataError(options.path + ": CIFAR-10 binary files missing: " + join(missing) +
                     " (expected data_batch_1..5.bin for train, test_batch.bin for test; "
                     "get cifar-10-binary.tar.gz)");
   }
@@ -65,7 +56,7 @@ std::vector<std::string> read_batches(const fs::path& folder, const std::vector<
   std::vector<std::string> contents;
   for (const auto& name : names) {
     const std::string path = (folder / name).string();
-    contents.push_back(read_file(path));
+    contents.push_back(read_file_bytes(path));
     const auto bytes = static_cast<int64_t>(contents.back().size());
     if (bytes == 0 || bytes % kCifarRecordBytes != 0)
       throw DataError(path + ": size " + std::to_string(bytes) +

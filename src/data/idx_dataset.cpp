@@ -7,10 +7,9 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
 
 namespace diffuse {
 
@@ -81,13 +80,7 @@ bool looks_like_fashion(const std::string& folder) {
 }  // namespace
 
 std::string read_maybe_gzip_file(const std::string& path) {
-  if (!ends_with(path, ".gz")) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DataError(path + ": cannot open for reading");
-    std::ostringstream content;
-    content << in.rdbuf();
-    return content.str();
-  }
+  if (!ends_with(path, ".gz")) return read_file_bytes(path);
   gzFile file = gzopen(path.c_str(), "rb");
   if (!file) throw DataError(path + ": cannot open for reading");
   std::string content;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "diffuse/core/error.h"
+#include "diffuse/io/image_io.h"
 
 namespace diffuse {
 
@@ -34,10 +35,7 @@ torch::Tensor convert_channels(const torch::Tensor& image, int64_t channels) {
   const int64_t have = image.size(0);
   if (channels == 0 || channels == have) return image;
   if (have == 1 && channels == 3) return image.expand({3, image.size(1), image.size(2)}).contiguous();
-  if (have == 3 && channels == 1) {
-    // ITU-R BT.601 luma, the weights of OpenCV's COLOR_RGB2GRAY.
-    return (0.299f * image[0] + 0.587f * image[1] + 0.114f * image[2]).unsqueeze(0);
-  }
+  if (have == 3 && channels == 1) return rgb_to_grey(image);
   throw DataError("cannot convert an image with " + std::to_string(have) + " channels to " +
                   std::to_string(channels) + " channels (supported: 1 <-> 3)");
 }

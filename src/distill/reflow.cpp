@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
 #include "diffuse/sampling/invert.h"
 
@@ -275,9 +275,7 @@ void ScoreDistiller::save(const std::string& path) {
     particle_score_->save(score);
     archive.write("particle_score", score);
   }
-  const std::string temp = path + ".tmp";
-  archive.save_to(temp);
-  std::filesystem::rename(temp, path);
+  write_file_atomic_at(path, [&](const std::string& temp) { archive.save_to(temp); });
 }
 
 void ScoreDistiller::load(const std::string& path) {

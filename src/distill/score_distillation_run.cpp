@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
 #include "diffuse/distill/score_distillation.h"
 #include "diffuse/eval/run_curves.h"
 #include "diffuse/io/image_io.h"
@@ -147,8 +149,8 @@ bool open_run_directory(const DistillRunOptions& r, ScoreDistiller& distiller, c
   const fs::path config = out / "config.yaml";
   bool resumed = false;
   if (fs::exists(state)) {
-    std::ifstream in(config);
-    const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // A state without its config.yaml is a foreign run too: "" matches no record.
+    const std::string before = fs::is_regular_file(config) ? read_file_bytes(config.string()) : "";
     if (before != record)
       throw ConfigError(r.out_dir + " holds a run with another checkpoint or other options (" + config.string() +
                         "); choose another --out or delete it to start over");

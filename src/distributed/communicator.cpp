@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "diffuse/core/compat.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 namespace {
@@ -61,11 +62,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 std::string heartbeat_key(int rank) { return "diffuse/heartbeat/" + std::to_string(rank); }
 
 // "1" or "1, 3".
-std::string rank_list(const std::vector<int>& ranks) {
-  std::string text;
-  for (const int r : ranks) text += (text.empty() ? "" : ", ") + std::to_string(r);
-  return text;
-}
+std::string rank_list(const std::vector<int>& ranks) { return join(ranks, ", "); }
 
 std::vector<uint8_t> bytes_of(const std::string& text) { return {text.begin(), text.end()}; }
 

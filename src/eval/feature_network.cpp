@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/train/classifier_trainer.h"
 
 namespace diffuse {
@@ -18,11 +19,7 @@ std::string hex32(uint32_t value) {
   return text;
 }
 
-std::string shape_text(const torch::Tensor& images) {
-  std::string text;
-  for (int64_t k = 1; k < images.dim(); ++k) text += (k > 1 ? "x" : "") + std::to_string(images.size(k));
-  return text;
-}
+std::string shape_text(const torch::Tensor& images) { return join(images.sizes().slice(1), "x"); }
 
 class ClassifierFeatureNetwork : public FeatureNetwork {
  public:

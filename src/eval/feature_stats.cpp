@@ -8,8 +8,10 @@
 #include <regex>
 #include <sstream>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/round_robin.h"
+#include "diffuse/core/text.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/io/image_io.h"
 
@@ -38,9 +40,8 @@ std::optional<DataOptions> dataset_spec(const std::string& spec) {
     o.split = rest;
     return o;
   }
-  const auto type = std::find_if(kDatasetTypeNames.begin(), kDatasetTypeNames.end(),
-                                 [&](const auto& e) { return head == e.name; });
-  if (type == kDatasetTypeNames.end()) return std::nullopt;
+  const auto* type = find_by_name(kDatasetTypeNames, head);
+  if (!type) return std::nullopt;
   if (type->value == DatasetType::latents || type->value == DatasetType::random)
     throw DataError("image source '" + spec + "': " + head + " datasets are not images");
   o.type = type->value;
@@ -169,24 +170,10 @@ ImageReader open_source(const std::string& spec) {
                   "fashion:test, TYPE:PATH[:SPLIT] with TYPE idx, cifar10 or image_folder, a folder of images or a .pt tensor file)");
 }
 
-// The one-process row order from gathered rows: batch b sits on rank b mod ranks, at
-// position b / ranks among that rank's batches of `rows` padded rows.
-torch::Tensor reassemble(const torch::Tensor& gathered, int64_t n, int64_t batch_size, int ranks, int64_t rows) {
-  const int64_t batches = (n + batch_size - 1) / batch_size;
-  auto out = torch::empty({n, gathered.size(1)}, gathered.options());
-  for (int64_t b = 0; b < batches; ++b) {
-    const int64_t count = std::min(batch_size, n - b * batch_size);
-    out.narrow(0, b * batch_size, count).copy_(gathered.narrow(0, (b % ranks) * rows + (b / ranks) * batch_size, count));
-  }
-  return out;
-}
-
-// This rank's rows padded to `rows`, gathered from every rank and put back in batch order.
-torch::Tensor gather_rows(const FeatureSharding& sharding, const torch::Tensor& local, int64_t rows, int64_t n,
-                          int64_t batch_size) {
-  auto padded = torch::zeros({rows, local.size(1)}, local.options());
-  padded.narrow(0, 0, local.size(0)).copy_(local);
-  return reassemble(sharding.gather(padded), n, batch_size, sharding.ranks, rows);
+// This rank's rows, gathered from every rank and put back in the one-process order.
+torch::Tensor gather_rows(const FeatureSharding& sharding, const RoundRobinBatches& layout,
+                          const torch::Tensor& local) {
+  return layout.reassemble(sharding.gather(layout.pad(local)));
 }
 
 FeatureSet run_network(FeatureNetwork& network, const ImageReader& reader, int64_t limit, int64_t batch_size,
@@ -196,11 +183,10 @@ FeatureSet run_network(FeatureNetwork& network, const ImageReader& reader, int64
   FeatureSet set;
   set.network = network.identity();
   set.source = source;
-  const int64_t batches = (n + batch_size - 1) / batch_size;
+  const RoundRobinBatches layout{n, batch_size, sharding.ranks};
   std::vector<torch::Tensor> features, logits;
   std::vector<int64_t> labels;
-  for (int64_t b = sharding.rank; b < batches; b += sharding.ranks) {
-    const int64_t begin = b * batch_size, end = std::min(begin + batch_size, n);
+  for (const auto [begin, end] : layout.batches_of(sharding.rank)) {
     auto [images, batch_labels] = reader.read(begin, end);
     FeatureBatch batch = network.extract(images);
     features.push_back(batch.features);
@@ -222,12 +208,11 @@ FeatureSet run_network(FeatureNetwork& network, const ImageReader& reader, int64
       if (batch.logits.defined()) logits.push_back(batch.logits.narrow(0, 0, 0));
       has_labels = !batch_labels.empty();
     }
-    const int64_t rows = (batches + sharding.ranks - 1) / sharding.ranks * batch_size;
-    set.features = gather_rows(sharding, torch::cat(features), rows, n, batch_size);
-    if (!logits.empty()) set.logits = gather_rows(sharding, torch::cat(logits), rows, n, batch_size);
+    set.features = gather_rows(sharding, layout, torch::cat(features));
+    if (!logits.empty()) set.logits = gather_rows(sharding, layout, torch::cat(logits));
     if (has_labels) {
       const auto mine = torch::tensor(labels, torch::kLong).view({-1, 1});
-      const auto all = gather_rows(sharding, mine, rows, n, batch_size).contiguous();
+      const auto all = gather_rows(sharding, layout, mine).contiguous();
       set.labels.assign(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + n);
     }
   }

@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <utility>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
 
 namespace diffuse {
 
@@ -34,12 +33,7 @@ std::string read_metrics_text(const std::string& path) {
     throw DataError(path +
                     ": metrics file not found (expected the metrics.jsonl of a run folder that "
                     "'diffuse train' writes)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open the metrics file for reading");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw DataError(path + ": reading the metrics file failed");
-  return text.str();
+  return read_file_bytes(path, "the metrics file");
 }
 
 std::string excerpt(const std::string& line) {

@@ -3,9 +3,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <set>
 
+#include "diffuse/core/file_io.h"
 #include "diffuse/core/shape_text.h"
 #include "diffuse/io/safetensors.h"
 
@@ -20,8 +20,8 @@ StateDict read_state_dict(const std::string& path) {
   StateDict weights;
   if (is_safetensors_path(path)) return read_safetensors(path).tensor_map();
   if (!fs::is_regular_file(path)) throw CheckpointError(path + ": weights file not found");
-  std::ifstream in(path, std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string file = read_file_bytes(path);
+  const std::vector<char> bytes(file.begin(), file.end());
   c10::IValue value;
   try {
     value = torch::pickle_load(bytes);

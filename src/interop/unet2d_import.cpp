@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "diffuse/core/text.h"
 #include "diffuse/models/registry.h"
 #include "import_support.h"
 
@@ -72,12 +73,6 @@ void require_block_types(const ImportInput& input, const std::string& key, const
       throw CheckpointError(input.config_path + ": " + key + " has '" + type + "', which the " + input.source +
                             " importer does not cover (only " + supported[0] + " and " + supported[1] + ")");
   }
-}
-
-std::string join_ints(const std::vector<int>& values) {
-  std::string text;
-  for (int v : values) text += (text.empty() ? "" : ", ") + std::to_string(v);
-  return text;
 }
 
 // The settings of config.json that our UNet has no option for must hold diffusers' defaults.
@@ -184,8 +179,8 @@ void read_unet2d_timestep(const ImportInput& input, TimestepFeatures& timestep) 
 std::string unet2d_description(const ExperimentConfig& c, const std::vector<int>& widths) {
   const auto& m = c.model;
   const auto& u = m.unet;
-  return "UNet2DModel, channels [" + join_ints(widths) + "], " + std::to_string(u.num_res_blocks) +
-         " resnets per level, attention at [" + join_ints(u.attention_resolutions) + "] px, " + std::to_string(m.in_channels) + "×" +
+  return "UNet2DModel, channels [" + join(widths, ", ") + "], " + std::to_string(u.num_res_blocks) +
+         " resnets per level, attention at [" + join(u.attention_resolutions, ", ") + "] px, " + std::to_string(m.in_channels) + "×" +
          std::to_string(m.image_size) + "×" + std::to_string(m.image_size) + " inputs" +
          (m.learn_sigma ? ", learned variance" : "") + ", " + enum_name(c.diffusion.schedule, kScheduleKindNames) + " " +
          std::to_string(c.diffusion.timesteps) + " steps, " + enum_name(c.diffusion.prediction, kPredictionNames) +

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/io/safetensors.h"
 #include "import_support.h"
 
@@ -56,9 +57,7 @@ ImportSummary import_diffusers_vae(const ImportInput& input, const ImportOptions
   ImportSummary summary;
   summary.written.tensors = static_cast<int64_t>(renamed.size());
   summary.written.bytes = static_cast<int64_t>(write_vae(options.out, vae));
-  std::string channels;
-  for (int c : o.block_out_channels) channels += (channels.empty() ? "" : ", ") + std::to_string(c);
-  summary.description = "AutoencoderKL, channels [" + channels + "], " + std::to_string(o.layers_per_block) +
+  summary.description = "AutoencoderKL, channels [" + join(o.block_out_channels, ", ") + "], " + std::to_string(o.layers_per_block) +
                         " resnets per block, " + std::to_string(o.latent_channels) + " latent channels (÷" +
                         std::to_string(vae->downsampling()) + "), scaling factor " + format_double(o.scaling_factor);
   return summary;

@@ -3,16 +3,11 @@
 #include <cmath>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/sampling/sampler_common.h"
 
 namespace diffuse {
 namespace {
-
-std::string shape_text(torch::IntArrayRef sizes) {
-  std::string s = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
-}
 
 void check_inputs(const Operator& op, const torch::Tensor& y, const torch::Tensor& x,
                   const std::vector<double>& sigmas, const SeededNoise& noise,

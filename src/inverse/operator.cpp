@@ -1,9 +1,10 @@
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/core/shape_text.h"
+#include "diffuse/core/text.h"
 #include "diffuse/inverse/operator.h"
 #include "inverse/concrete_operators.h"
 
@@ -16,14 +17,6 @@ const std::vector<int64_t> kUnit2d{1, 1};
 const std::vector<int64_t> kZero2d{0, 0};
 
 constexpr double kPi = 3.14159265358979323846;
-
-std::string shape_text(torch::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s << (i ? ", " : "") << sizes[i];
-  s << "]";
-  return s.str();
-}
 
 // Operators are built for one image geometry; a tensor of another shape is a caller error
 // (e.g. a restore input image that does not match the model).
@@ -304,11 +297,7 @@ const std::vector<OperatorEntry>& operator_table() {
   return table;
 }
 
-std::string operator_names() {
-  std::string names;
-  for (const auto& entry : operator_table()) names += (names.empty() ? "" : ", ") + std::string(entry.name);
-  return names;
-}
+std::string operator_names() { return join(names_of(operator_table())); }
 
 std::unique_ptr<Operator> make_operator(const OperatorOptions& options, int64_t channels,
                                         int64_t image_size) {
@@ -320,8 +309,7 @@ std::unique_ptr<Operator> make_operator(const OperatorOptions& options, int64_t 
 }
 
 const OperatorEntry& find_operator(const std::string& name) {
-  for (const auto& entry : operator_table())
-    if (name == entry.name) return entry;
+  if (const auto* entry = find_by_name(operator_table(), name)) return *entry;
   bad_option("name", "unknown operator '" + name + "'; valid operators: " + operator_names());
 }
 

@@ -2,17 +2,14 @@
 #include <limits>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/inverse/operator.h"
 
 namespace diffuse {
 
 namespace {
 
-const OperatorEntry* entry_named(const std::string& name) {
-  for (const auto& entry : operator_table())
-    if (name == entry.name) return &entry;
-  return nullptr;
-}
+const OperatorEntry* entry_named(const std::string& name) { return find_by_name(operator_table(), name); }
 
 bool reads(const OperatorEntry& entry, const std::string& key) {
   return std::find(entry.keys.begin(), entry.keys.end(), key) != entry.keys.end();
@@ -23,24 +20,18 @@ bool reads(const OperatorEntry& entry, const std::string& key) {
 std::string foreign_key_reason(const OperatorOptions& o, const std::string& key) {
   const OperatorEntry* entry = entry_named(o.name);
   if (entry == nullptr || reads(*entry, key)) return "";
-  std::string keys;
-  for (const auto& k : entry->keys) keys += (keys.empty() ? "" : ", ") + k;
+  const std::string keys = join(entry->keys);
   return "not used by operator '" + o.name + "' (its keys: " + (keys.empty() ? "none" : keys) + ")";
 }
 
 // The doc line of `key`, ending in the operators that read it.
 std::string doc_with_users(const std::string& key, const std::string& doc) {
-  std::string users;
-  for (const auto& entry : operator_table())
-    if (reads(entry, key)) users += (users.empty() ? "" : ", ") + std::string(entry.name);
-  return doc + " (" + users + ")";
+  const auto users = names_of(operator_table(), [&key](const OperatorEntry& e) { return reads(e, key); });
+  return doc + " (" + join(users) + ")";
 }
 
 ValueCheck<std::string> operator_name() {
-  std::string valid;
-  for (const auto& entry : operator_table())
-    valid += (valid.empty() ? "" : " | ") + std::string(entry.name);
-  return checks::custom<std::string>(valid, [](const std::string& name) {
+  return checks::custom<std::string>(join(names_of(operator_table()), " | "), [](const std::string& name) {
     return entry_named(name)
                ? std::string()
                : "unknown operator '" + name + "'; valid operators: " + operator_names();

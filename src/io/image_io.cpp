@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
+#include "diffuse/core/shape_text.h"
 
 #if DIFFUSE_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -35,15 +35,6 @@ void check_image_size(const std::string& path, int64_t width, int64_t height) {
     throw DataError(path + ": the image header claims " + std::to_string(width) + "x" + std::to_string(height) +
                     " pixels; diffuse reads images of 1x1 up to " + std::to_string(kMaxSide) + "x" +
                     std::to_string(kMaxSide));
-}
-
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open for reading");
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (in.bad()) throw DataError(path + ": read failed");
-  return content.str();
 }
 
 uint32_t big_endian_u32(const std::string& bytes, size_t pos) {
@@ -84,7 +75,7 @@ void check_png(const std::string& path, const std::string& bytes) {
 void check_image_shape(const std::string& path, const torch::Tensor& image) {
   if (image.dim() != 3 || (image.size(0) != 1 && image.size(0) != 3))
     throw DataError(path + ": can only write images [C, H, W] with C = 1 or 3, found shape " +
-                    c10::str(image.sizes()));
+                    shape_text(image.sizes()));
 }
 
 // Binary Netpbm (P5 grey / P6 RGB, maxval 255): a text header then the raw bytes.
@@ -205,7 +196,7 @@ torch::Tensor to_uint8_hwc(const torch::Tensor& image) {
 torch::Tensor make_image_grid(const torch::Tensor& images, int64_t cols, int64_t padding) {
   if (images.dim() != 4 || (images.size(1) != 1 && images.size(1) != 3) || images.size(0) == 0)
     throw DataError("image grid: expected images [B, C, H, W] with B >= 1 and C = 1 or 3, found " +
-                    c10::str(images.sizes()));
+                    shape_text(images.sizes()));
   if (cols < 1) throw DataError("image grid: cols must be >= 1, found " + std::to_string(cols));
   if (padding < 0) throw DataError("image grid: padding must be >= 0");
   const int64_t count = images.size(0), channels = images.size(1);
@@ -276,11 +267,14 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
     if (chw.size(0) == 1) {
       chw = chw.expand({3, chw.size(1), chw.size(2)});
     } else {
-      // ITU-R BT.601 luma, as the dataset transforms.
-      chw = (0.299f * chw[0] + 0.587f * chw[1] + 0.114f * chw[2]).unsqueeze(0);
+      chw = rgb_to_grey(chw);
     }
   }
   return chw.div(127.5).sub(1.0).contiguous();
+}
+
+torch::Tensor rgb_to_grey(const torch::Tensor& chw) {
+  return (0.299f * chw[0] + 0.587f * chw[1] + 0.114f * chw[2]).unsqueeze(0);
 }
 
 std::string read_checked_image_bytes(const std::string& path) {

@@ -10,6 +10,7 @@
 
 #include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.cpp copies tensor bytes as they are: it needs a little-endian host"
@@ -32,11 +33,7 @@ constexpr DtypeEntry kDtypes[] = {
     {"U8", torch::kUInt8},    {"BOOL", torch::kBool},
 };
 
-std::string dtype_list() {
-  std::string text;
-  for (const auto& entry : kDtypes) text += (text.empty() ? "" : ", ") + std::string(entry.name);
-  return text;
-}
+std::string dtype_list() { return join(names_of(kDtypes)); }
 
 const char* dtype_name(torch::ScalarType type, const std::string& path, const std::string& tensor) {
   for (const auto& entry : kDtypes)
@@ -61,10 +58,8 @@ HeaderEntry parse_entry(const std::string& path, const std::string& name, const 
   HeaderEntry entry;
   entry.name = name;
   const auto& dtype = value["dtype"];
-  const auto found = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeEntry& d) {
-    return dtype.is_string() && dtype.get<std::string>() == d.name;
-  });
-  if (found == std::end(kDtypes))
+  const DtypeEntry* found = dtype.is_string() ? find_by_name(kDtypes, dtype.get<std::string>()) : nullptr;
+  if (!found)
     throw DataError(where + ": dtype " + dtype.dump() + " is not supported (supported: " + dtype_list() + ")");
   entry.type = found->type;
   uint64_t numel = 1;

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/error.h"
 
 namespace diffuse {

@@ -11,6 +11,8 @@
 
 #include "diffuse/core/compat.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
+#include "diffuse/core/text.h"
 #include "diffuse/models/embeddings.h"
 
 namespace diffuse {
@@ -154,10 +156,10 @@ class FinalLayerImpl : public torch::nn::Module {
 TORCH_MODULE(FinalLayer);
 
 std::string divisors_text(int64_t n) {
-  std::string text;
+  std::vector<int64_t> divisors;
   for (int64_t d = 1; d <= n; ++d)
-    if (n % d == 0) text += (text.empty() ? "" : ", ") + std::to_string(d);
-  return text;
+    if (n % d == 0) divisors.push_back(d);
+  return join(divisors, ", ");
 }
 
 // Checks that the options describe a buildable DiT, naming the config keys when not.
@@ -255,12 +257,12 @@ class DiTImpl : public DiffusionNet {
     const auto& o = options_;
     if (x.dim() != 4 || x.size(1) != o.in_channels || x.size(2) != o.image_size ||
         x.size(3) != o.image_size)
-      throw DataError("DiT: input of shape " + shape_text(x) + " does not fit the model, which expects [B, " +
+      throw DataError("DiT: input of shape " + shape_text(x.sizes()) + " does not fit the model, which expects [B, " +
                       std::to_string(o.in_channels) + ", " + std::to_string(o.image_size) + ", " +
                       std::to_string(o.image_size) + "] (model.in_channels, model.image_size)");
     if (noise_cond.dim() != 1 || noise_cond.size(0) != x.size(0))
       throw DataError("DiT: noise_cond must have shape [" + std::to_string(x.size(0)) +
-                      "] (one value per sample), found " + shape_text(noise_cond));
+                      "] (one value per sample), found " + shape_text(noise_cond.sizes()));
     if (o.num_classes > 0 && !labels.defined())
       throw DataError("DiT: the model is class-conditional (model.num_classes " +
                         std::to_string(o.num_classes) + ") but forward got no labels; pass [B] int64 "
@@ -272,14 +274,8 @@ class DiTImpl : public DiffusionNet {
     if (labels.defined() && (labels.dim() != 1 || labels.size(0) != x.size(0) ||
                              labels.scalar_type() != torch::kInt64))
       throw DataError("DiT: labels must be an int64 tensor of shape [" + std::to_string(x.size(0)) +
-                      "], found " + shape_text(labels) + " of type " +
+                      "], found " + shape_text(labels.sizes()) + " of type " +
                       std::string(c10::toString(labels.scalar_type())));
-  }
-
-  static std::string shape_text(const torch::Tensor& t) {
-    std::string text = "[";
-    for (int64_t i = 0; i < t.dim(); ++i) text += (i ? ", " : "") + std::to_string(t.size(i));
-    return text + "]";
   }
 
   ModelOptions options_;

@@ -1,6 +1,7 @@
 #include "diffuse/models/registry.h"
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/models/classifier.h"
 #include "diffuse/models/dit.h"
 #include "diffuse/models/unet.h"
@@ -71,15 +72,10 @@ const std::vector<ModelPreset>& model_presets() {
 }
 
 void apply_model_preset(const std::string& preset, ModelOptions& model) {
-  std::string names;
-  for (const auto& p : model_presets()) {
-    if (preset == p.name) {
-      p.apply(model);
-      return;
-    }
-    names += (names.empty() ? "" : ", ") + std::string(p.name);
-  }
-  throw ConfigError("unknown model preset '" + preset + "'; valid presets: " + names);
+  const auto* found = find_by_name(model_presets(), preset);
+  if (!found)
+    throw ConfigError("unknown model preset '" + preset + "'; valid presets: " + join(names_of(model_presets())));
+  found->apply(model);
 }
 
 ModelOptions resolve_model_options(ModelOptions options, int64_t channels, int64_t image_size,

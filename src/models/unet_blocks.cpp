@@ -5,16 +5,11 @@
 #include <algorithm>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/models/embeddings.h"
 
 namespace diffuse::unet_blocks {
 namespace {
-
-std::string join(const std::vector<int64_t>& values) {
-  std::string s;
-  for (auto v : values) s += (s.empty() ? "" : ", ") + std::to_string(v);
-  return s;
-}
 
 [[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
 
@@ -39,7 +34,7 @@ std::vector<int64_t> checked_widths(const UNetOptions& u) {
   for (int64_t w : widths)
     if (w % u.num_groups != 0)
       fail("model.unet.num_groups (" + std::to_string(u.num_groups) +
-           ") must divide every channel count base_channels × channel_mult (" + join(widths) +
+           ") must divide every channel count base_channels × channel_mult (" + join(widths, ", ") +
            "); " + std::to_string(w) + " is not divisible");
   return widths;
 }
@@ -82,10 +77,9 @@ void check_attention(const ModelOptions& options, const std::vector<int64_t>& wi
            " of every attention layer (or set model.unet.head_channels > 0)");
   }
   if (!u.attention_resolutions.empty() && attention_widths.size() == 1) {
-    std::vector<int64_t> listed(u.attention_resolutions.begin(), u.attention_resolutions.end());
     spdlog::warn("model.unet.attention_resolutions [{}] matches no feature-map size at "
                  "image_size {} (sizes: {}); only the middle block gets attention",
-                 join(listed), options.image_size, join(layout.level_sizes));
+                 join(u.attention_resolutions, ", "), options.image_size, join(layout.level_sizes, ", "));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "diffuse/core/compat.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/models/model_options.h"
 
 namespace diffuse::unet_blocks {
@@ -39,10 +40,7 @@ Holder zero_init(Holder layer) {
 }
 
 inline std::string shape_of(const torch::Tensor& t) {
-  if (!t.defined()) return "undefined";
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
+  return t.defined() ? shape_text(t.sizes()) : "undefined";
 }
 
 // Side length after one downsampling step. Rounding up keeps every pixel of an odd feature

@@ -2,6 +2,7 @@
 
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/sampling/consistency.h"
 #include "diffuse/sampling/ddim.h"
 #include "diffuse/sampling/ddpm.h"
@@ -69,15 +70,11 @@ const std::vector<SamplerEntry>& sampler_table() {
 }
 
 std::string sampler_names(bool (*filter)(const SamplerEntry&)) {
-  std::string names;
-  for (const auto& entry : sampler_table())
-    if (!filter || filter(entry)) names += (names.empty() ? "" : ", ") + std::string(entry.name);
-  return names;
+  return join(names_of(sampler_table(), [&](const SamplerEntry& entry) { return !filter || filter(entry); }));
 }
 
 const SamplerEntry& find_sampler(const std::string& name) {
-  for (const auto& entry : sampler_table())
-    if (name == entry.name) return entry;
+  if (const auto* entry = find_by_name(sampler_table(), name)) return *entry;
   throw ConfigError("unknown sampler '" + name + "'; valid samplers: " + sampler_names());
 }
 

@@ -4,16 +4,14 @@
 #include <cmath>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 
 TimestepSpacing timestep_spacing_from_name(const std::string& name) {
-  std::string names;
-  for (const auto& entry : kTimestepSpacingNames) {
-    if (name == entry.name) return entry.value;
-    names += (names.empty() ? "" : ", ") + std::string(entry.name);
-  }
-  throw ConfigError("unknown timestep spacing '" + name + "'; valid spacings: " + names);
+  if (const auto* entry = find_by_name(kTimestepSpacingNames, name)) return entry->value;
+  throw ConfigError("unknown timestep spacing '" + name +
+                    "'; valid spacings: " + join(names_of(kTimestepSpacingNames)));
 }
 
 std::vector<double> karras_sigmas(int steps, double sigma_min, double sigma_max, double rho) {

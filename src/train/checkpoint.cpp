@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/shape_text.h"
@@ -133,7 +134,6 @@ std::vector<std::string> split_lines(const std::string& text) {
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
                       const torch::nn::Module& model, const torch::nn::Module* ema,
                       torch::optim::Optimizer* optimizer) {
-  namespace fs = std::filesystem;
   torch::serialize::OutputArchive archive;
   archive.write("format", c10::IValue(std::string(kFormat)));
   archive.write(kChecksumKey, c10::IValue(std::string(kChecksumKind)));
@@ -156,22 +156,17 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta,
     optimizer->save(opt);
     archive.write("optimizer", opt);
   }
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = path + ".tmp";
-  try {
-    archive.save_to(tmp);
-    append_checksum_trailer(tmp);
-  } catch (const c10::Error& e) {
-    fs::remove(tmp);
-    throw CheckpointError(path + ": cannot write checkpoint: " + e.what_without_backtrace());
-  } catch (const CheckpointError&) {
-    fs::remove(tmp);
-    throw;
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) throw CheckpointError(path + ": cannot rename the temp checkpoint into place: " + ec.message());
+  write_file_atomic_at(
+      path,
+      [&](const std::string& tmp) {
+        try {
+          archive.save_to(tmp);
+          append_checksum_trailer(tmp);
+        } catch (const c10::Error& e) {
+          throw CheckpointError(path + ": cannot write checkpoint: " + e.what_without_backtrace());
+        }
+      },
+      "the temp checkpoint");
 }
 
 ChecksumReport verify_checkpoint_checksum(const std::string& path) {

@@ -9,8 +9,10 @@
 #include <regex>
 #include <sstream>
 
-#include "diffuse/core/error.h"
+#include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
+#include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 #include "diffuse/eval/run_curves.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/models/registry.h"
@@ -95,9 +97,7 @@ std::vector<std::string> check_run_dir(const fs::path& run_dir, bool resuming, b
     if (fs::is_directory(path) ? !fs::is_empty(path) : fs::exists(path)) found.emplace_back(name);
   }
   if (found.empty() || overwrite) return found;
-  std::string listed;
-  for (const auto& name : found) listed += (listed.empty() ? "" : ", ") + name;
-  throw ConfigError("run_dir '" + run_dir.string() + "' already holds a run (" + listed + "); pass --resume " +
+  throw ConfigError("run_dir '" + run_dir.string() + "' already holds a run (" + join(found) + "); pass --resume " +
                     (run_dir / "ckpt" / "last.pt").string() + " to continue it, --overwrite to replace it, " +
                     "or set run_dir to a new folder");
 }
@@ -136,8 +136,7 @@ std::string write_run_checkpoint(const fs::path& run_dir, const CheckpointMeta& 
   const auto numbered = dir / ("step_" + std::to_string(meta.step) + ".pt");
   write_checkpoint(numbered.string(), meta, model, &ema, &optimizer);
   const auto last = dir / "last.pt";
-  fs::copy_file(numbered, dir / "last.pt.tmp", fs::copy_options::overwrite_existing);
-  fs::rename(dir / "last.pt.tmp", last);
+  copy_file_atomic(numbered.string(), last.string());
   prune_checkpoints(dir, keep);
   if (keep == 0) fs::remove(numbered);
   spdlog::info("checkpoint {}", last.string());

@@ -14,17 +14,12 @@
 #include "diffuse/schedule/noise_schedule.h"
 #include "diffuse/schedule/sigma_spacing.h"
 #include "support/analytic_denoiser.h"
+#include "support/sampler_checks.h"
 
 using namespace diffuse;
 using namespace diffuse::test;
 
 namespace {
-
-std::vector<uint64_t> seed_range(uint64_t begin, uint64_t end) {
-  std::vector<uint64_t> seeds;
-  for (uint64_t s = begin; s < end; ++s) seeds.push_back(s);
-  return seeds;
-}
 
 // A smooth image-shaped mean in [-0.5, 0.5]: μ(c, i, j) = 0.5 sin(i + 2j + c).
 std::vector<double> pattern_mean(int64_t channels, int64_t size) {

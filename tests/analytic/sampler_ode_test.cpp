@@ -14,6 +14,7 @@
 #include "diffuse/schedule/noise_schedule.h"
 #include "diffuse/schedule/sigma_spacing.h"
 #include "support/analytic_denoiser.h"
+#include "support/sampler_checks.h"
 
 using namespace diffuse;
 using namespace diffuse::test;
@@ -26,19 +27,9 @@ constexpr double kSigmaMax = 80.0;
 const std::vector<double> kMean{0.5, -1.0, 0.25, 2.0};
 constexpr double kVariance = 0.25;
 
-GaussianMixture three_modes_2d() {
-  return GaussianMixture{{0.5, 0.3, 0.2}, {{-2.0, 0.0}, {2.0, 1.0}, {0.0, -2.5}}, {0.25, 0.36, 0.16}};
-}
-
-std::vector<uint64_t> seed_range(uint64_t count) {
-  std::vector<uint64_t> seeds;
-  for (uint64_t s = 0; s < count; ++s) seeds.push_back(s);
-  return seeds;
-}
-
 // A start point on the Gaussian's σ_max marginal: μ + √(s² + σ_max²) n, float64.
 torch::Tensor gaussian_start(int64_t batch, double sigma_max) {
-  SeededNoise noise(seed_range(static_cast<uint64_t>(batch)), torch::kCPU);
+  SeededNoise noise(seed_range(0, static_cast<uint64_t>(batch)), torch::kCPU);
   return torch::tensor(kMean, torch::kFloat64) +
          std::sqrt(kVariance + sigma_max * sigma_max) * noise.randn({4}, torch::kFloat64);
 }
@@ -58,7 +49,7 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 double gaussian_flow_error(const SamplerFn& sampler, int steps) {
   const auto x_start = gaussian_start(16, kSigmaMax);
   const auto sigmas = karras_to_sigma_min(steps);
-  SeededNoise noise(seed_range(16), torch::kCPU);
+  SeededNoise noise(seed_range(0, 16), torch::kCPU);
   const auto x = sampler(mixture_denoiser(single_gaussian(kMean, kVariance)), x_start, sigmas,
                          noise, SamplerOptions{}, {});
   return max_abs_diff(x, gaussian_flow(x_start, kSigmaMax, kSigmaMin, kMean, kVariance));
@@ -69,7 +60,7 @@ double gaussian_flow_error(const SamplerFn& sampler, int steps) {
 TEST(AnalyticDenoiser, MatchesTweedieScore) {
   // D(x; σ) = x + σ² ∇ log p_σ(x) (Tweedie), with the score from autograd on the density.
   const auto mixture = three_modes_2d();
-  SeededNoise noise(seed_range(8), torch::kCPU);
+  SeededNoise noise(seed_range(0, 8), torch::kCPU);
   const auto base = 3.0 * noise.randn({2}, torch::kFloat64);
   for (double sigma : {0.05, 0.7, 12.0}) {
     auto x = base.clone().requires_grad_(true);
@@ -135,7 +126,7 @@ TEST(OdeSamplers, HeunIsSecondOrderOnGaussianFlow) {
 TEST(OdeSamplers, EndingAtZeroGivesTheClosedFormLimit) {
   // Into σ = 0 the flow ends at μ + s/√(s² + σ_0²)(x_0 - μ); Heun with 256 steps is close.
   const auto x_start = gaussian_start(16, kSigmaMax);
-  SeededNoise noise(seed_range(16), torch::kCPU);
+  SeededNoise noise(seed_range(0, 16), torch::kCPU);
   const auto x = sample_heun(mixture_denoiser(single_gaussian(kMean, kVariance)), x_start,
                              karras_sigmas(256, kSigmaMin, kSigmaMax), noise, SamplerOptions{});
   EXPECT_LT(max_abs_diff(x, gaussian_flow(x_start, kSigmaMax, 0.0, kMean, kVariance)), 1e-3);
@@ -145,9 +136,9 @@ TEST(OdeSamplers, DdimWithoutNoiseIsEulerOnVpGrid) {
   const auto schedule = NoiseSchedule::vp_linear(1000, 1e-4, 0.02);
   const auto sigmas = vp_sigmas(schedule, 50, TimestepSpacing::leading);
   const auto denoiser = mixture_denoiser(three_modes_2d());
-  SeededNoise start_noise(seed_range(64), torch::kCPU);
+  SeededNoise start_noise(seed_range(0, 64), torch::kCPU);
   const auto x_start = sigmas.front() * start_noise.randn({2}, torch::kFloat64);
-  SeededNoise euler_noise(seed_range(64), torch::kCPU), ddim_noise(seed_range(64), torch::kCPU);
+  SeededNoise euler_noise(seed_range(0, 64), torch::kCPU), ddim_noise(seed_range(0, 64), torch::kCPU);
   SamplerOptions options;
   options.eta = 0.0;
   const auto euler = sample_euler(denoiser, x_start, sigmas, euler_noise, options);
@@ -164,7 +155,7 @@ TEST(OdeSamplers, DpmSolverBeatsEulerAtEqualNfe) {
   const auto sigmas = karras_sigmas(12, kSigmaMin, kSigmaMax);
   const auto x_start = gaussian_start(16, kSigmaMax);
   const auto gaussian = mixture_denoiser(single_gaussian(kMean, kVariance));
-  SeededNoise noise(seed_range(16), torch::kCPU);
+  SeededNoise noise(seed_range(0, 16), torch::kCPU);
   const auto exact = gaussian_flow(x_start, kSigmaMax, 0.0, kMean, kVariance);
   const double euler_error =
       max_abs_diff(sample_euler(gaussian, x_start, sigmas, noise, SamplerOptions{}), exact);
@@ -174,9 +165,9 @@ TEST(OdeSamplers, DpmSolverBeatsEulerAtEqualNfe) {
   EXPECT_LT(dpm_error, euler_error / 1.5);
 
   const auto mixture = mixture_denoiser(three_modes_2d());
-  SeededNoise start_noise(seed_range(64), torch::kCPU);
+  SeededNoise start_noise(seed_range(0, 64), torch::kCPU);
   const auto x_mix = kSigmaMax * start_noise.randn({2}, torch::kFloat64);
-  SeededNoise mix_noise(seed_range(64), torch::kCPU);
+  SeededNoise mix_noise(seed_range(0, 64), torch::kCPU);
   const auto reference = sample_heun(mixture, x_mix, karras_sigmas(1024, kSigmaMin, kSigmaMax),
                                      mix_noise, SamplerOptions{});
   const double euler_mix =

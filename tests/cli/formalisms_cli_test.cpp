@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <regex>
@@ -16,6 +15,7 @@
 #include "support/dataset_files.h"
 #include "support/expect_text.h"
 #include "support/run_command.h"
+#include "support/run_metrics.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;
@@ -48,17 +48,6 @@ train:
   ckpt_every: 40
   ema_decay: 0.9
 )";
-
-std::vector<double> metric_values(const fs::path& path, const std::string& key) {
-  std::ifstream in(path);
-  const std::regex re("\"" + key + "\": ([-0-9.e+]+)");
-  std::vector<double> values;
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, re)) values.push_back(std::stod(m[1]));
-  }
-  return values;
-}
 
 double mean_of(const std::vector<double>& v, size_t begin, size_t end) {
   return std::accumulate(v.begin() + static_cast<long>(begin), v.begin() + static_cast<long>(end), 0.0) /
@@ -131,7 +120,7 @@ class FormalismsCli : public ::testing::Test {
 FormalismsCli::Shared* FormalismsCli::shared_ = nullptr;
 
 void expect_loss_falls(const fs::path& run) {
-  const auto loss = metric_values(run / "metrics.jsonl", "loss");
+  const auto loss = test::metrics_values(run / "metrics.jsonl", "loss");
   ASSERT_EQ(loss.size(), 8u);
   std::printf("%s: loss %.4f ... %.4f\n", run.filename().c_str(), loss.front(), loss.back());
   EXPECT_LT(mean_of(loss, 5, 8), 0.8 * mean_of(loss, 0, 3));
@@ -148,8 +137,7 @@ TEST_F(FormalismsCli, FlowTrainsAndSamples) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(fs::exists(dir + "/grid" + image_extension(1)));
     // The flow schedule's own spacing, uniform in t.
-    EXPECT_CONTAINS(std::string(std::istreambuf_iterator<char>(std::ifstream(dir + "/sampling.yaml").rdbuf()), {}),
-                    "spacing: linear_t");
+    EXPECT_CONTAINS(test::read_file(dir + "/sampling.yaml"), "spacing: linear_t");
   }
 }
 
@@ -167,11 +155,11 @@ TEST_F(FormalismsCli, VeTrainsAndSamplesWithScoreSamplers) {
     args.insert(args.end(), flags.begin(), flags.end());
     const auto r = sample(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const std::string record(std::istreambuf_iterator<char>(std::ifstream(dir + "/sampling.yaml").rdbuf()), {});
+    const std::string record = test::read_file(dir + "/sampling.yaml");
     EXPECT_CONTAINS(record, "sampler: " + flags[1]);
     EXPECT_CONTAINS(record, "spacing: geometric");
   }
-  const std::string record(std::istreambuf_iterator<char>(std::ifstream(out.file("pc") + "/sampling.yaml").rdbuf()), {});
+  const std::string record = test::read_file(out.file("pc") + "/sampling.yaml");
   EXPECT_CONTAINS(record, "corrector_steps: 2");
   EXPECT_CONTAINS(record, "nfe_per_batch: 10");  // 4 predictor steps + 2 × 3 corrector steps
 }
@@ -179,7 +167,7 @@ TEST_F(FormalismsCli, VeTrainsAndSamplesWithScoreSamplers) {
 TEST_F(FormalismsCli, ClassifierTrainsReportsAccuracyAndGuides) {
   const fs::path run = run_of(classifier());
   expect_loss_falls(run);
-  const auto accuracy = metric_values(run / "metrics.jsonl", "0.0");
+  const auto accuracy = test::metrics_values(run / "metrics.jsonl", "0.0");
   ASSERT_EQ(accuracy.size(), 1u);  // test accuracy at σ = 0, after the checkpoint
   EXPECT_GT(accuracy[0], 0.3);     // chance is 0.1
   EXPECT_TRUE(fs::exists(run / "ckpt" / "last.pt"));
@@ -262,10 +250,10 @@ TEST_F(FormalismsCli, TrainingLogsFdAtEachEvaluation) {
   const fs::path run = run_of(trained("flow_eval", "unet", "diffusion:\n  schedule: flow\n  p_uncond: 0.2\n", "idx",
                                       {"train.eval_every=20", "train.eval.samples=10", "train.eval.sampler=euler",
                                        "train.eval.steps=3", "train.eval.cfg=2", "train.eval.features=" + classifier()}));
-  const auto fd = metric_values(run / "metrics.jsonl", "fd");
+  const auto fd = test::metrics_values(run / "metrics.jsonl", "fd");
   ASSERT_EQ(fd.size(), 2u);  // steps 20 and 40
   for (const double v : fd) EXPECT_GT(v, 0.0);
-  EXPECT_EQ(metric_values(run / "metrics.jsonl", "class_accuracy").size(), 2u);
+  EXPECT_EQ(test::metrics_values(run / "metrics.jsonl", "class_accuracy").size(), 2u);
 }
 
 TEST_F(FormalismsCli, MisuseIsAOneLineError) {
@@ -299,11 +287,11 @@ TEST_F(FormalismsCli, ReflowDrawsCouplingsRetrainsAndContinues) {
                            "train/ckpt/last.pt", "straightness_teacher.json", "straightness_reflowed.json", "reflow.json"})
     EXPECT_TRUE(fs::exists(fs::path(dir) / file)) << file;
   EXPECT_TRUE(fs::exists(dir + "/straightness" + image_extension(3)));
-  const std::string summary(std::istreambuf_iterator<char>(std::ifstream(dir + "/reflow.json").rdbuf()), {});
+  const std::string summary = test::read_file(dir + "/reflow.json");
   EXPECT_GT(json_number(summary, "straightness_teacher"), 0.0);
   EXPECT_GT(json_number(summary, "straightness_reflowed"), 0.0);
   // The reflowed model trained on the couplings from the teacher's weights.
-  const std::string config(std::istreambuf_iterator<char>(std::ifstream(dir + "/train/config.yaml").rdbuf()), {});
+  const std::string config = test::read_file(dir + "/train/config.yaml");
   EXPECT_CONTAINS(config, "type: couplings");
   EXPECT_CONTAINS(config, "init_from: " + teacher);
 
@@ -333,14 +321,14 @@ TEST_F(FormalismsCli, ConsistencyDistillationTrainsAndSamplesInOneStep) {
   const std::string distill = "distill:\n  method: consistency\n  teacher: " + teacher + "\n  n_start: 4\n  n_end: 6\n";
   const std::string diffusion = "diffusion:\n  schedule: flow\n  sigma_distribution: log_normal\n  p_uncond: 0.2\n";
   const fs::path run = run_of(trained("consistency", "unet", diffusion + distill));
-  const auto loss = metric_values(run / "metrics.jsonl", "loss");
+  const auto loss = test::metrics_values(run / "metrics.jsonl", "loss");
   ASSERT_EQ(loss.size(), 8u);
   for (const double v : loss) EXPECT_TRUE(std::isfinite(v));
   const std::string dir = out.file("one_step");
   auto r = sample({"--checkpoint", (run / "ckpt" / "last.pt").string(), "--sampler", "consistency", "--steps", "1",
                    "--seeds", "0-3", "--out", dir});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string record(std::istreambuf_iterator<char>(std::ifstream(dir + "/sampling.yaml").rdbuf()), {});
+  const std::string record = test::read_file(dir + "/sampling.yaml");
   EXPECT_CONTAINS(record, "nfe_per_batch: 1");
   // The student must be the teacher's architecture: it starts from the teacher's weights.
   const std::string config = out.file("mismatch.yaml");

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,13 +26,6 @@ namespace {
 
 
 constexpr int64_t kSize = 12;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 
 class RestoreCli : public ::testing::Test {
@@ -100,7 +92,7 @@ TEST_F(RestoreCli, InpaintsAFolderAndWritesEveryOutput) {
   // Rows per image, columns clean | measurement | restored: 3 · (12 + 2) + 2 = 44 square.
   EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 44, 44}));
 
-  const auto metrics = nlohmann::json::parse(read_text(out.file("o/metrics.json")));
+  const auto metrics = nlohmann::json::parse(test::read_file(out.file("o/metrics.json")));
   ASSERT_EQ(metrics["images"].size(), 3u);
   EXPECT_EQ(metrics["images"][0]["name"], "img0");
   EXPECT_EQ(metrics["images"][2]["name"], "img2");
@@ -109,7 +101,7 @@ TEST_F(RestoreCli, InpaintsAFolderAndWritesEveryOutput) {
   EXPECT_TRUE(metrics["mean"]["psnr"].is_number());
   EXPECT_TRUE(metrics["seconds_per_image"].is_number());
 
-  const std::string record = read_text(out.file("o/restore.yaml"));
+  const std::string record = test::read_file(out.file("o/restore.yaml"));
   EXPECT_CONTAINS(record, "inpaint_box");
   EXPECT_CONTAINS(record, "steps: 5");
   EXPECT_CONTAINS(record, "box_size: 4");
@@ -146,7 +138,7 @@ TEST_F(RestoreCli, SuperResolvesADatasetSlice) {
             (std::vector<int64_t>{1, 6, 6}));
   EXPECT_EQ(read_image(out.file("o/restored/fashion_test_2" + ext), 0).sizes().vec(),
             (std::vector<int64_t>{1, kSize, kSize}));
-  const std::string metrics = read_text(out.file("o/metrics.json"));
+  const std::string metrics = test::read_file(out.file("o/metrics.json"));
   EXPECT_CONTAINS(metrics, "bilinear-upsampled measurement");
   EXPECT_CONTAINS(metrics, "\"naive_psnr\": ");
 }
@@ -161,7 +153,7 @@ TEST_F(RestoreCli, MetricsAreValidJsonForAnyFileName) {
   const auto r = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("denoise"), "--input",
                                     out.file("in"), "--out", out.file("o"), "--set", "steps=1", "--device", "cpu"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto metrics = nlohmann::json::parse(read_text(out.file("o/metrics.json")));  // throws when invalid
+  const auto metrics = nlohmann::json::parse(test::read_file(out.file("o/metrics.json")));  // throws when invalid
   ASSERT_EQ(metrics["images"].size(), 3u);
   std::vector<std::string> names;
   for (const auto& entry : metrics["images"]) names.push_back(entry["name"]);
@@ -182,7 +174,7 @@ TEST_F(RestoreCli, RestoresARealMeasurementWithoutMetrics) {
   // No ground truth: no metrics, and a grid of measurement | restored.
   EXPECT_FALSE(fs::exists(out.file("o/metrics.json")));
   EXPECT_EQ(read_image(out.file("o/grid" + ext), 0).sizes().vec(), (std::vector<int64_t>{1, 16, 30}));
-  EXPECT_CONTAINS(read_text(out.file("o/restore.yaml")), "measurement: ");
+  EXPECT_CONTAINS(test::read_file(out.file("o/restore.yaml")), "measurement: ");
 
   // A measurement of the image's size does not fit a ×2 super-resolution task.
   const auto bad = test::run_diffuse({"restore", "--checkpoint", checkpoint_, "--task", task("super_resolution_2x"),
@@ -275,7 +267,7 @@ TEST_F(RestoreCli, InvertWritesNoiseReconstructionsAndTheRoundTripPsnr) {
   torch::Tensor noise;
   torch::load(noise, out.file("o/noise.pt"));
   EXPECT_EQ(noise.sizes().vec(), (std::vector<int64_t>{3, 1, kSize, kSize}));
-  const auto record = nlohmann::json::parse(read_text(out.file("o/invert.json")));
+  const auto record = nlohmann::json::parse(test::read_file(out.file("o/invert.json")));
   EXPECT_EQ(record["sampler"], "heun");
   EXPECT_EQ(record["steps"], 4);
   EXPECT_EQ(record["labels"], "unconditional");
@@ -320,17 +312,17 @@ TEST_F(RestoreCli, DistillWritesRendersProgressAndResumesOnlyTheSameRun) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1]["step"], 4);
   EXPECT_TRUE(rows[1]["loss"].is_number());
-  const auto record = nlohmann::json::parse(read_text(out.file("o/distill.json")));
+  const auto record = nlohmann::json::parse(test::read_file(out.file("o/distill.json")));
   EXPECT_EQ(record["method"], "sds");
   EXPECT_EQ(record["generator"], "pixels");
   EXPECT_EQ(record["classes"], (std::vector<int64_t>{-1, -1, -1}));
   EXPECT_GT(record["mean_abs"].get<double>(), 0.0);
 
-  const std::string before = read_text(out.file("o/distill.json"));
+  const std::string before = test::read_file(out.file("o/distill.json"));
   r = test::run_diffuse(command);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_CONTAINS(r.err + r.out, "resuming " + out.file("o") + " at step 4/4");
-  EXPECT_EQ(read_text(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
+  EXPECT_EQ(test::read_file(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
             before.substr(0, before.find("\"seconds\"")));
 
   auto other = command;
@@ -338,7 +330,7 @@ TEST_F(RestoreCli, DistillWritesRendersProgressAndResumesOnlyTheSameRun) {
   r = test::run_diffuse(other);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_CONTAINS(r.err, out.file("o") + " holds a run with another checkpoint or other options");
-  EXPECT_EQ(read_text(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
+  EXPECT_EQ(test::read_file(out.file("o/distill.json")).substr(0, before.find("\"seconds\"")),
             before.substr(0, before.find("\"seconds\"")));
 }
 

@@ -11,8 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -28,13 +26,6 @@ extern char** environ;
 namespace diffuse::test {
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
 
 // Starts argv with stdin from /dev/null and stdout/stderr into the given files.
 pid_t spawn(const std::vector<std::string>& argv,
@@ -96,8 +87,8 @@ CommandResult run_command(const std::vector<std::string>& argv,
   const int status = wait_for(pid, argv[0]);
   CommandResult result;
   result.exit_code = exit_code_of(status);
-  result.out = read_all(out_path);
-  result.err = read_all(err_path);
+  result.out = read_file(out_path);
+  result.err = read_file(err_path);
   return result;
 }
 
@@ -133,8 +124,8 @@ CommandResult run_diffuse_forked(const std::vector<std::string>& args) {
   const int status = wait_for(pid, "forked diffuse");
   CommandResult result;
   result.exit_code = exit_code_of(status);
-  result.out = read_all(out_path);
-  result.err = read_all(err_path);
+  result.out = read_file(out_path);
+  result.err = read_file(err_path);
   return result;
 }
 
@@ -188,8 +179,8 @@ CommandResult BackgroundCommand::wait() {
   }
   CommandResult result;
   result.exit_code = exit_code_of(status_);
-  result.out = read_all(capture_->dir.file("stdout"));
-  result.err = read_all(capture_->dir.file("stderr"));
+  result.out = read_file(capture_->dir.file("stdout"));
+  result.err = read_file(capture_->dir.file("stderr"));
   return result;
 }
 

@@ -28,10 +28,12 @@ std::vector<int64_t> metrics_steps(const std::filesystem::path& path) {
   return steps;
 }
 
-std::vector<double> metrics_losses(const std::filesystem::path& path) {
-  std::vector<double> losses;
-  for (const auto& text : column(path, "loss")) losses.push_back(std::stod(text));
-  return losses;
+std::vector<double> metrics_values(const std::filesystem::path& path, const std::string& key) {
+  std::vector<double> values;
+  for (const auto& text : column(path, key)) values.push_back(std::stod(text));
+  return values;
 }
+
+std::vector<double> metrics_losses(const std::filesystem::path& path) { return metrics_values(path, "loss"); }
 
 }  // namespace diffuse::test

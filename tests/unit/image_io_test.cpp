@@ -3,8 +3,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "diffuse/core/error.h"
 #include "diffuse/io/image_io.h"
@@ -44,9 +42,7 @@ TEST(ImageIo, NetpbmRoundTripIsExact) {
 TEST(ImageIo, PgmHeaderIsStandard) {
   test::TempDir dir;
   write_image(dir.file("g.pgm"), torch::full({1, 2, 3}, 1.0f));
-  std::ifstream in(dir.file("g.pgm"), std::ios::binary);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(content, std::string("P5\n3 2\n255\n") + std::string(6, '\xff'));
+  EXPECT_EQ(test::read_file(dir.file("g.pgm")), std::string("P5\n3 2\n255\n") + std::string(6, '\xff'));
 }
 
 TEST(ImageIo, ClampsAndRounds) {

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/shape_text.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
@@ -192,12 +193,6 @@ std::string error_text(const std::function<void()>& fn) {
 }
 
 
-std::string shape_text(torch::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
-
 }  // namespace
 
 // grad_accum, log_every: with log_every 3 the checkpoints at steps 1 and 4 fall inside a
@@ -358,8 +353,7 @@ TEST_F(TrainerTest, CheckpointErrorsNameThePathAndTheProblem) {
   EXPECT_CONTAINS(missing, ": ema weight");
 
   // Half of the file.
-  std::ifstream in(ckpt, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = test::read_file(ckpt);
   const std::string truncated = dir.file("truncated.pt");
   test::write_file(truncated, bytes.substr(0, bytes.size() / 2));
   std::string text = error_text([&] { CheckpointReader r(truncated); });

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 
@@ -55,15 +56,9 @@ class ConfigNode {
     if (!has(key)) return;
     std::string name;
     read(key, name);
-    for (const auto& entry : table) {
-      if (name == entry.name) {
-        value = entry.value;
-        return;
-      }
-    }
-    std::vector<std::string> names;
-    for (const auto& entry : table) names.emplace_back(entry.name);
-    fail_choice(key, name, names);
+    const EnumName<E>* entry = find_by_name(table, name);
+    if (entry == nullptr) fail_choice(key, name, names_of(table));
+    value = entry->value;
   }
 
   // Like read(), but the key must be present.
@@ -138,8 +133,5 @@ const char* enum_name(E value, const std::array<EnumName<E>, N>& table) {
 
 // YAML text of a node with block style, as written to config.yaml files.
 std::string to_yaml_string(const YAML::Node& node);
-
-// Writes `text` to `path` atomically (temp file in the same folder, then rename).
-void write_text_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace diffuse

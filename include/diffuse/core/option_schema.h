@@ -21,6 +21,7 @@
 
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 
@@ -44,9 +45,7 @@ std::string option_value_text(double v);  // 0.0002 → "2e-4"; 4.0 → "4"
 inline std::string option_value_text(const std::string& v) { return v; }
 template <class T>
 std::string option_value_text(const std::vector<T>& v) {
-  std::string text = "[";
-  for (size_t i = 0; i < v.size(); ++i) text += (i ? ", " : "") + option_value_text(v[i]);
-  return text + "]";
+  return "[" + join(v, ", ", [](const T& item) { return option_value_text(item); }) + "]";
 }
 
 namespace checks {
@@ -121,9 +120,7 @@ class OptionSchema {
   template <class E, size_t N>
   OptionSchema& choice(const char* key, E S::*member, const std::array<EnumName<E>, N>& names,
                        std::string doc) {
-    std::string valid;
-    for (const auto& entry : names) valid += (valid.empty() ? "" : " | ") + std::string(entry.name);
-    Field f = base_field(key, std::move(doc), valid);
+    Field f = base_field(key, std::move(doc), join(names_of(names), " | "));
     f.read = [key, member, &names](ConfigNode& n, S& s) { n.read_enum(key, s.*member, names); };
     f.emit = [key, member, &names](YAML::Node& n, const S& s) {
       emit_enum(n, key, s.*member, names);
@@ -310,12 +307,12 @@ class OptionSchema {
   }
   // " (edm: x, ve: y)" for the variants whose default of `f` differs from `base`.
   std::string variant_defaults(const Field& f, const std::string& base) const {
-    std::string text;
+    std::vector<std::string> differing;
     for (const auto& [name, variant] : variants_) {
       const std::string value = f.value_text(variant);
-      if (value != base) text += (text.empty() ? "" : ", ") + name + ": " + value;
+      if (value != base) differing.push_back(name + ": " + value);
     }
-    return text.empty() ? text : " (" + text + ")";
+    return differing.empty() ? std::string() : " (" + join(differing) + ")";
   }
   Field& last() {
     if (fields_.empty()) throw std::logic_error("OptionSchema: a field modifier before any field");

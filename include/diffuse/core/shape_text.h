@@ -4,12 +4,10 @@
 
 #include <string>
 
+#include "diffuse/core/text.h"
+
 namespace diffuse {
 
-inline std::string shape_text(torch::IntArrayRef sizes) {
-  std::string text = "[";
-  for (size_t d = 0; d < sizes.size(); ++d) text += (d ? ", " : "") + std::to_string(sizes[d]);
-  return text + "]";
-}
+inline std::string shape_text(torch::IntArrayRef sizes) { return "[" + join(sizes, ", ") + "]"; }
 
 }  // namespace diffuse

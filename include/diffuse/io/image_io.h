@@ -26,6 +26,11 @@ void write_image(const std::string& path, const torch::Tensor& image);
 // file's own (grey → 1, colour → 3, alpha dropped).
 torch::Tensor read_image(const std::string& path, int64_t channels);
 
+// Colour [3, H, W] → grey [1, H, W] by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B, the
+// weights of OpenCV's COLOR_RGB2GRAY), so files, datasets and CLI inputs turn grey alike.
+// The weights are float: on float32 images that is what a double weight rounds to anyway.
+torch::Tensor rgb_to_grey(const torch::Tensor& chw);
+
 // The largest image diffuse decodes (16384 × 16384): a header claiming more is refused before
 // any memory is allocated for it.
 inline constexpr int64_t kMaxImagePixels = int64_t{1} << 28;
