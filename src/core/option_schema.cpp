@@ -10,6 +10,11 @@ namespace diffuse {
 
 std::string option_value_text(double v) {
   char buf[64];
+  // Whole numbers below a million as integers ("80", not "8e1").
+  if (v == std::floor(v) && std::fabs(v) < 1e6) {
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+    return buf;
+  }
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
     if (std::strtod(buf, nullptr) == v) break;

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -53,7 +54,10 @@ namespace checks {
 // Integers in [lo, hi]: "must be an integer in [lo, hi], found v".
 template <class T>
 ValueCheck<T> int_range(int64_t lo, int64_t hi) {
-  return {"[" + std::to_string(lo) + ", " + std::to_string(hi) + "]", [lo, hi](const T& v) {
+  const std::string text = hi == std::numeric_limits<int64_t>::max()
+                               ? "≥ " + std::to_string(lo)
+                               : "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return {text, [lo, hi](const T& v) {
             return static_cast<int64_t>(v) < lo || static_cast<int64_t>(v) > hi
                        ? "must be an integer in [" + std::to_string(lo) + ", " +
                              std::to_string(hi) + "], found " + std::to_string(v)
@@ -107,6 +111,7 @@ class OptionSchema {
   // A plain key: bool, int, int64_t, uint64_t, double, string or a vector of int/double.
   template <class T>
   OptionSchema& field(const char* key, T S::*member, std::string doc, ValueCheck<T> check = {}) {
+    if constexpr (std::is_same_v<T, bool>) check.text = "true | false";
     Field f = base_field(key, std::move(doc), check.text);
     f.read = [key, member](ConfigNode& n, S& s) { read_value(n, key, s.*member); };
     f.emit = [key, member](YAML::Node& n, const S& s) { emit_value(n, key, s.*member); };
