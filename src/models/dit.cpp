@@ -191,7 +191,7 @@ void check_dit_options(const ModelOptions& o) {
                       "; attention heads split the hidden size evenly");
 }
 
-class DiTImpl : public DiffusionNet {
+class DiTImpl final : public DiffusionNet {
  public:
   explicit DiTImpl(const ModelOptions& options)
       : options_(options),
@@ -301,12 +301,13 @@ class DiTImpl : public DiffusionNet {
   std::vector<DiTBlock> blocks_;
   FinalLayer final_layer_{nullptr};
 };
+TORCH_MODULE(DiT);
 
 }  // namespace
 
 std::shared_ptr<DiffusionNet> make_dit(const ModelOptions& options) {
   check_dit_options(options);
-  return std::make_shared<DiTImpl>(options);
+  return DiT(options).ptr();
 }
 
 }  // namespace diffuse
