@@ -14,13 +14,13 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/distributed/sharded_generation.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/interop/weight_import.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/models/autoencoder_kl.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/sampling/generation_policy.h"
-#include "diffuse/train/checkpoint.h"
 #include "diffuse/train/classifier_trainer.h"
 
 namespace diffuse::cli {

@@ -12,8 +12,8 @@
 #include "diffuse/core/error.h"
 #include "diffuse/distill/score_distillation.h"
 #include "diffuse/eval/run_curves.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
-#include "diffuse/train/checkpoint.h"
 #include "train/training_common.h"
 
 namespace diffuse {

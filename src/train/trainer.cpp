@@ -15,6 +15,7 @@
 #include "diffuse/data/dataset.h"
 #include "diffuse/distill/consistency_distillation.h"
 #include "diffuse/distributed/gradient_sync.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/losses/dsm_loss.h"

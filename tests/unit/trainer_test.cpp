@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "diffuse/core/error.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
