@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <string>
 
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/inverse/restore.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/sampling/generate.h"
 #include "diffuse/sampling/generation_policy.h"
-#include "diffuse/train/checkpoint.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -6,7 +6,6 @@
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/distill/score_distillation.h"
-#include "diffuse/train/checkpoint.h"
 
 namespace diffuse::cli {
 

@@ -13,7 +13,6 @@
 #include "diffuse/interop/weight_import.h"
 #include "diffuse/io/safetensors.h"
 #include "diffuse/models/autoencoder_kl.h"
-#include "diffuse/train/checkpoint.h"
 
 namespace diffuse::cli {
 namespace {

@@ -13,7 +13,6 @@
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/eval/evaluate.h"
-#include "diffuse/train/checkpoint.h"
 #include "distributed_launch.h"
 
 namespace diffuse::cli {

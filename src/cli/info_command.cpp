@@ -20,6 +20,7 @@
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset.h"
 #include "diffuse/eval/denoising_calibration.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/safetensors.h"
 #include "diffuse/models/registry.h"

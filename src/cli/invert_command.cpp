@@ -16,10 +16,10 @@
 #include "diffuse/core/device.h"
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/sampling/invert.h"
-#include "diffuse/train/checkpoint.h"
 #include "input_images.h"
 #include "metric_json.h"
 

@@ -7,7 +7,6 @@
 #include "diffuse/distill/reflow.h"
 #include "diffuse/sampling/generation_policy.h"
 #include "diffuse/sampling/sampler.h"
-#include "diffuse/train/checkpoint.h"
 
 namespace diffuse::cli {
 namespace {

@@ -22,6 +22,7 @@
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/data/data_loader.h"
 #include "diffuse/data/dataset_slice.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/inverse/dps.h"
 #include "diffuse/inverse/measurement_noise.h"
 #include "diffuse/inverse/metrics.h"
@@ -29,7 +30,6 @@
 #include "diffuse/inverse/restore_task.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/sampling/generation_policy.h"
-#include "diffuse/train/checkpoint.h"
 #include "input_images.h"
 #include "metric_json.h"
 

@@ -8,7 +8,6 @@
 #include "diffuse/config/experiment_config.h"
 #include "diffuse/core/blas_info.h"
 #include "diffuse/core/device.h"
-#include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"
 
 namespace diffuse::cli {

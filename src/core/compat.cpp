@@ -20,7 +20,10 @@
 #endif
 
 namespace diffuse::compat {
+namespace {
 
+// Turn CUDA autocast on (bf16) or off for the current thread. File-local: the rest of
+// diffuse switches autocast only through CudaAutocastGuard, which restores it.
 void set_cuda_autocast(bool enabled) {
 #if DIFFUSE_TORCH2
   at::autocast::set_autocast_enabled(at::kCUDA, enabled);
@@ -38,6 +41,8 @@ bool cuda_autocast_enabled() {
   return at::autocast::is_enabled();
 #endif
 }
+
+}  // namespace
 
 CudaAutocastGuard::CudaAutocastGuard(bool enabled)
     : previous_(cuda_autocast_enabled()), changed_(enabled != previous_) {

@@ -77,8 +77,7 @@ bool looks_like_fashion(const std::string& folder) {
   return lower.find("fashion") != std::string::npos;
 }
 
-}  // namespace
-
+// The whole (decompressed) content of `path`: gzip when it ends in .gz, raw otherwise.
 std::string read_maybe_gzip_file(const std::string& path) {
   if (!ends_with(path, ".gz")) return read_file_bytes(path);
   gzFile file = gzopen(path.c_str(), "rb");
@@ -103,6 +102,8 @@ std::string read_maybe_gzip_file(const std::string& path) {
                     std::to_string(closed) + ")");
   return content;
 }
+
+}  // namespace
 
 torch::Tensor read_idx_images(const std::string& path) {
   const std::string bytes = read_maybe_gzip_file(path);

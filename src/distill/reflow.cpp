@@ -12,6 +12,7 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/eval/curve_plot.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/train/checkpoint.h"
 #include "sampling/sample_labels.h"

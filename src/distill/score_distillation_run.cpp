@@ -14,8 +14,8 @@
 #include "diffuse/core/file_io.h"
 #include "diffuse/distill/score_distillation.h"
 #include "diffuse/eval/run_curves.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
-#include "diffuse/train/checkpoint.h"
 #include "train/training_common.h"
 
 namespace diffuse {

@@ -13,6 +13,25 @@
 namespace diffuse {
 namespace {
 
+// CRC-32 over the names, shapes and bytes of `tensors` in order: the weights' part of a
+// feature network's identity.
+uint32_t tensors_crc32(const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto add = [&crc](const void* data, size_t bytes) {
+    crc = crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(bytes));
+  };
+  for (const auto& [name, tensor] : tensors) {
+    add(name.data(), name.size());
+    for (const int64_t s : tensor.sizes()) add(&s, sizeof s);
+    const auto cpu = tensor.detach().to(torch::kCPU).contiguous();
+    const auto* bytes = static_cast<const char*>(cpu.data_ptr());
+    // zlib takes at most 4 GiB per call.
+    constexpr size_t kChunk = size_t{1} << 30;
+    for (size_t done = 0; done < cpu.nbytes(); done += kChunk) add(bytes + done, std::min(kChunk, cpu.nbytes() - done));
+  }
+  return static_cast<uint32_t>(crc);
+}
+
 std::string hex32(uint32_t value) {
   char text[9];
   std::snprintf(text, sizeof text, "%08x", value);
@@ -116,23 +135,6 @@ class TorchScriptFeatureNetwork : public FeatureNetwork {
 };
 
 }  // namespace
-
-uint32_t tensors_crc32(const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto add = [&crc](const void* data, size_t bytes) {
-    crc = crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(bytes));
-  };
-  for (const auto& [name, tensor] : tensors) {
-    add(name.data(), name.size());
-    for (const int64_t s : tensor.sizes()) add(&s, sizeof s);
-    const auto cpu = tensor.detach().to(torch::kCPU).contiguous();
-    const auto* bytes = static_cast<const char*>(cpu.data_ptr());
-    // zlib takes at most 4 GiB per call.
-    constexpr size_t kChunk = size_t{1} << 30;
-    for (size_t done = 0; done < cpu.nbytes(); done += kChunk) add(bytes + done, std::min(kChunk, cpu.nbytes() - done));
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 std::unique_ptr<FeatureNetwork> load_classifier_features(const std::string& path, bool use_ema, torch::Device device) {
   LoadedClassifier loaded = load_classifier(path, use_ema, device);

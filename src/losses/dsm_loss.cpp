@@ -27,8 +27,8 @@ torch::Tensor loss_weight(LossWeighting weighting, const torch::Tensor& sigma,
   throw std::logic_error("loss_weight: unhandled weighting");
 }
 
-TrainingNoiseSampler::TrainingNoiseSampler(const DiffusionOptions& options,
-                                           const NoiseSchedule& schedule)
+TrainingDrawDistribution::TrainingDrawDistribution(const DiffusionOptions& options,
+                                                   const NoiseSchedule& schedule)
     : options_(options) {
   if (options.sigma_distribution == SigmaDistribution::grid) {
     if (!schedule.is_vp())
@@ -37,10 +37,9 @@ TrainingNoiseSampler::TrainingNoiseSampler(const DiffusionOptions& options,
   }
 }
 
-
-torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator& gen,
-                                                 torch::Device device,
-                                                 torch::Tensor* timesteps) const {
+torch::Tensor TrainingDrawDistribution::sample_sigma(int64_t batch, torch::Generator& gen,
+                                                     torch::Device device,
+                                                     torch::Tensor* timesteps) const {
   torch::Tensor sigma;
   switch (options_.sigma_distribution) {
     case SigmaDistribution::grid: {
@@ -67,8 +66,9 @@ torch::Tensor TrainingNoiseSampler::sample_sigma(int64_t batch, torch::Generator
   return copy_to_device(sigma * options_.shift, device);
 }
 
-torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int64_t null_label,
-                                                torch::Generator& gen, const BatchShard& shard) const {
+torch::Tensor TrainingDrawDistribution::drop_labels(const torch::Tensor& labels, int64_t null_label,
+                                                    torch::Generator& gen,
+                                                    const BatchShard& shard) const {
   if (!labels.defined() || options_.p_uncond <= 0.0 || null_label < 0) return labels;
   const int64_t batch = labels.size(0);
   const int64_t global = shard.global > 0 ? shard.global : batch;
@@ -76,13 +76,15 @@ torch::Tensor TrainingNoiseSampler::drop_labels(const torch::Tensor& labels, int
   return torch::where(copy_to_device(drop, labels.device()), torch::full_like(labels, null_label), labels);
 }
 
-TrainingDraw TrainingNoiseSampler::draw(const torch::Tensor& x0, const torch::Tensor& labels,
-                                        int64_t null_label, torch::Generator& gen, const BatchShard& shard) const {
+TrainingDraw TrainingDrawDistribution::draw(const torch::Tensor& x0, const torch::Tensor& labels,
+                                            int64_t null_label, torch::Generator& gen,
+                                            const BatchShard& shard) const {
   const int64_t batch = x0.size(0);
   const int64_t global = shard.global > 0 ? shard.global : batch;
   if (shard.offset < 0 || shard.offset + batch > global)
-    throw std::invalid_argument("TrainingNoiseSampler::draw: rows [" + std::to_string(shard.offset) + ", " +
-                                std::to_string(shard.offset + batch) + ") outside a batch of " + std::to_string(global));
+    throw std::invalid_argument(
+        "TrainingDrawDistribution::draw: rows [" + std::to_string(shard.offset) + ", " +
+        std::to_string(shard.offset + batch) + ") outside a batch of " + std::to_string(global));
   auto rows = [&](const torch::Tensor& t) { return global == batch ? t : t.narrow(0, shard.offset, batch); };
   TrainingDraw d;
   d.sigma = rows(sample_sigma(global, gen, x0.device(), &d.timesteps));
@@ -95,9 +97,9 @@ TrainingDraw TrainingNoiseSampler::draw(const torch::Tensor& x0, const torch::Te
 }
 
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
-                    const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
+                    const TrainingDrawDistribution& draws, const DiffusionOptions& options,
                     torch::Generator& gen) {
-  return dsm_loss(precond, x0, sampler.draw(x0, labels, precond->net().null_label(), gen), options);
+  return dsm_loss(precond, x0, draws.draw(x0, labels, precond->net().null_label(), gen), options);
 }
 
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDraw& draw,

@@ -140,6 +140,7 @@ class VaeEncoderImpl : public torch::nn::Module {
   MidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
 };
+TORCH_MODULE(VaeEncoder);
 
 class VaeDecoderImpl : public torch::nn::Module {
  public:
@@ -164,6 +165,7 @@ class VaeDecoderImpl : public torch::nn::Module {
   MidBlock mid_block{nullptr};
   torch::nn::GroupNorm conv_norm_out{nullptr};
 };
+TORCH_MODULE(VaeDecoder);
 
 AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLOptions& options) : options_(options) {
   const auto& o = options_;
@@ -175,8 +177,8 @@ AutoencoderKLImpl::AutoencoderKLImpl(const AutoencoderKLOptions& options) : opti
     if (c < 1 || c % o.norm_num_groups != 0)
       throw ConfigError("vae: every block_out_channels entry must be a positive multiple of norm_num_groups (" +
                         std::to_string(o.norm_num_groups) + "), found " + std::to_string(c));
-  encoder_ = register_module("encoder", std::make_shared<VaeEncoderImpl>(o));
-  decoder_ = register_module("decoder", std::make_shared<VaeDecoderImpl>(o));
+  encoder_ = register_module("encoder", VaeEncoder(o));
+  decoder_ = register_module("decoder", VaeDecoder(o));
   quant_conv_ = register_module(
       "quant_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * o.latent_channels, 2 * o.latent_channels, 1)));
   post_quant_conv_ = register_module(

@@ -45,9 +45,9 @@ class AttentionPoolImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AttentionPool);
 
-class EncoderClassifier final : public ClassifierNet {
+class EncoderClassifierImpl final : public ClassifierNet {
  public:
-  EncoderClassifier(const ModelOptions& options, const UNetLayout& layout) : options_(options) {
+  EncoderClassifierImpl(const ModelOptions& options, const UNetLayout& layout) : options_(options) {
     const UNetOptions& u = options.unet;
     const int64_t base = u.base_channels;
     const int64_t emb_channels = 4 * base;
@@ -97,6 +97,7 @@ class EncoderClassifier final : public ClassifierNet {
   torch::nn::GroupNorm out_norm_{nullptr};
   AttentionPool pool_{nullptr};
 };
+TORCH_MODULE(EncoderClassifier);
 
 }  // namespace
 
@@ -105,7 +106,7 @@ std::shared_ptr<ClassifierNet> make_classifier(const ModelOptions& options) {
     throw ConfigError("model.arch classifier needs class labels: model.num_classes must be >= 1 "
                       "(-1 takes them from the dataset), found " + std::to_string(options.num_classes));
   const UNetLayout layout = validate_options(options);
-  return std::make_shared<EncoderClassifier>(options, layout);
+  return EncoderClassifier(options, layout).ptr();
 }
 
 }  // namespace diffuse

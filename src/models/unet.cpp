@@ -15,9 +15,9 @@ namespace {
 
 using namespace unet_blocks;
 
-class UNet final : public DiffusionNet {
+class UNetImpl final : public DiffusionNet {
  public:
-  UNet(const ModelOptions& options, const UNetLayout& layout) : options_(options) {
+  UNetImpl(const ModelOptions& options, const UNetLayout& layout) : options_(options) {
     const UNetOptions& u = options.unet;
     const int64_t base = u.base_channels;
     const int64_t emb_channels = 4 * base;
@@ -148,13 +148,13 @@ class UNet final : public DiffusionNet {
   torch::nn::GroupNorm out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
 };
-
+TORCH_MODULE(UNet);
 
 }  // namespace
 
 std::shared_ptr<DiffusionNet> make_unet(const ModelOptions& options) {
   const UNetLayout layout = validate_options(options);
-  return std::make_shared<UNet>(options, layout);
+  return UNet(options, layout).ptr();
 }
 
 }  // namespace diffuse

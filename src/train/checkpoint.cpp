@@ -4,23 +4,17 @@
 
 #include <zlib.h>
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 #include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
-#include "diffuse/core/shape_text.h"
-#include "diffuse/distill/consistency_distillation.h"
-#include "diffuse/io/safetensors.h"
-#include "diffuse/models/registry.h"
-#include "diffuse/train/model_export.h"
+#include "diffuse/config/experiment_config.h"
+#include "train/named_weights.h"
 
 namespace diffuse {
 namespace {
@@ -94,32 +88,6 @@ std::string join_lines(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += s + "\n";
   return out;
-}
-
-// Copies `weights` (name -> tensor) into the parameters and buffers of `module`; a missing
-// or extra name or a shape mismatch names the first offending key, prefixed by `where`.
-void load_named_weights(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
-                        const std::string& where) {
-  torch::NoGradGuard no_grad;
-  auto copy = [&](const std::string& name, const torch::Tensor& target) {
-    const auto it = weights.find(name);
-    if (it == weights.end())
-      throw CheckpointError(where + " weights lack '" + name + "' (shape " + shape_text(target.sizes()) +
-                            "): the checkpoint was trained with a different architecture");
-    if (it->second.sizes() != target.sizes())
-      throw CheckpointError(where + " weight '" + name + "' has shape " + shape_text(it->second.sizes()) +
-                            " in the checkpoint but " + shape_text(target.sizes()) + " in the model: the architecture differs");
-    target.copy_(it->second);
-  };
-  const auto params = module.named_parameters(true);
-  const auto buffers = module.named_buffers(true);
-  for (auto& p : params) copy(p.key(), p.value());
-  for (auto& b : buffers) copy(b.key(), b.value());
-  if (weights.size() != params.size() + buffers.size())
-    for (const auto& [key, tensor] : weights)
-      if (!params.contains(key) && !buffers.contains(key))
-        throw CheckpointError(where + " weight '" + key +
-                              "' in the checkpoint has no place in the model: the architecture differs");
 }
 
 std::vector<std::string> split_lines(const std::string& text) {
@@ -279,94 +247,6 @@ void CheckpointReader::load_optimizer(torch::optim::Optimizer& optimizer) {
     throw CheckpointError(path_ + ": optimizer state does not fit this model: " +
                           split_lines(e.what_without_backtrace()).front());
   }
-}
-
-namespace {
-
-// The metadata value `key` of an exported model file, or a CheckpointError.
-const std::string& exported_value(const SafetensorsContents& file, const std::string& path, const char* key) {
-  const auto it = file.metadata.find(key);
-  if (it == file.metadata.end())
-    throw CheckpointError(path + ": not a model exported by diffuse (its __metadata__ lacks '" + key +
-                          "'; foreign weights come in through diffuse import)");
-  return it->second;
-}
-
-// Config, step, class names and the weights to load, from a checkpoint or an exported file.
-struct ModelSource {
-  std::string config_yaml;
-  int64_t step = 0;
-  std::vector<std::string> class_names;
-  bool has_ema = false;
-  std::map<std::string, torch::Tensor> weights;
-  std::string where;  // prefix of weight errors
-};
-
-ModelSource read_exported_model(const std::string& path, bool use_ema) {
-  const SafetensorsContents file = read_safetensors(path);
-  const auto format = file.metadata.find("format");
-  if (format == file.metadata.end() || format->second != kExportedModelFormat)
-    throw CheckpointError(path + ": not a model exported by diffuse (no '" + std::string(kExportedModelFormat) +
-                          "' format in its __metadata__; foreign weights come in through diffuse import)");
-  ModelSource source;
-  source.config_yaml = exported_value(file, path, "config");
-  try {
-    source.step = std::stoll(exported_value(file, path, "step"));
-    source.class_names = nlohmann::json::parse(exported_value(file, path, "class_names")).get<std::vector<std::string>>();
-  } catch (const CheckpointError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw CheckpointError(path + ": __metadata__ 'step' must be an integer and 'class_names' a JSON list of strings (" +
-                          e.what() + ")");
-  }
-  const std::string weights = exported_value(file, path, "weights");
-  source.has_ema = weights == "ema";
-  if (use_ema != source.has_ema)
-    spdlog::warn("{}: holds only the {} weights (exported so); using them", path, weights);
-  source.weights = file.tensor_map();
-  source.where = path + ": " + weights;
-  return source;
-}
-
-ModelSource read_checkpoint_meta(const CheckpointReader& reader, const std::string& path, bool use_ema) {
-  ModelSource source;
-  source.config_yaml = reader.meta().config_yaml;
-  source.step = reader.meta().step;
-  source.class_names = reader.meta().class_names;
-  source.has_ema = reader.has_ema();
-  if (use_ema && !source.has_ema) spdlog::warn("{}: no EMA weights in this checkpoint; using the raw weights", path);
-  // The weights stay in the archive: CheckpointReader::load_module copies them.
-  return source;
-}
-
-}  // namespace
-
-LoadedModel load_model_for_inference(const std::string& path, bool use_ema, torch::Device device) {
-  LoadedModel loaded;
-  const bool exported = is_safetensors_path(path);
-  std::optional<CheckpointReader> reader;
-  ModelSource source;
-  if (exported) {
-    source = read_exported_model(path, use_ema);
-  } else {
-    reader.emplace(path);
-    source = read_checkpoint_meta(*reader, path, use_ema);
-  }
-  ConfigNode root = ConfigNode::load_string(source.config_yaml, path + " (embedded config)");
-  loaded.config = parse_experiment_config(root);
-  loaded.step = source.step;
-  loaded.class_names = source.class_names;
-  loaded.has_ema = source.has_ema;
-  // An exported file holds one set of weights, whichever it is.
-  loaded.using_ema = exported ? loaded.has_ema : use_ema && loaded.has_ema;
-  auto net = make_model(loaded.config.model);
-  if (exported) load_named_weights(*net, source.weights, source.where);
-  else reader->load_module(loaded.using_ema ? "ema" : "model", *net);
-  loaded.precond = Precond(net, loaded.config.diffusion.prediction,
-                           NoiseSchedule::from_options(loaded.config.diffusion), consistency_boundary(loaded.config));
-  loaded.precond->to(device);
-  loaded.precond->eval();
-  return loaded;
 }
 
 }  // namespace diffuse

@@ -88,7 +88,7 @@ class ClassifierRun {
   NoisyClassifier classifier_{nullptr}, ema_classifier_{nullptr};
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::unique_ptr<TrainingNoiseSampler> noise_sampler_;  // null for classifier.noise none
+  std::unique_ptr<TrainingDrawDistribution> draw_distribution_;  // null for classifier.noise none
   std::vector<torch::Tensor> params_;
   bool autocast_ = false;
   int64_t step_ = 0;
@@ -122,7 +122,7 @@ void ClassifierRun::build() {
                    .weight_decay(c.train.weight_decay)
                    .eps(c.train.adam_eps));
   if (c.classifier.noise == ClassifierNoise::noisy)
-    noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+    draw_distribution_ = std::make_unique<TrainingDrawDistribution>(c.diffusion, schedule);
   autocast_ = device_.is_cuda() && c.train.precision == Precision::bf16;
   if (c.classifier.eval_batches > 0 && !c.classifier.eval_sigmas.empty()) {
     DataOptions test = c.data;
@@ -168,7 +168,7 @@ void ClassifierRun::step_once() {
     const int64_t b = x0.size(0);
     // σ from the diffusion model's training distribution, so the classifier is accurate where
     // guidance queries it; clean images for a feature network.
-    const auto sigma = noise_sampler_ ? noise_sampler_->sample_sigma(b, gen_, device_)
+    const auto sigma = draw_distribution_ ? draw_distribution_->sample_sigma(b, gen_, device_)
                                       : torch::zeros({b}, x0.options());
     const auto noise = torch::randn(x0.sizes(), gen_, torch::kFloat32).to(device_);
     torch::Tensor logits;

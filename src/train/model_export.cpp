@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "diffuse/core/config_node.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/safetensors.h"
-#include "diffuse/train/checkpoint.h"
 
 namespace diffuse {
 

@@ -15,6 +15,7 @@
 #include "diffuse/data/dataset.h"
 #include "diffuse/distill/consistency_distillation.h"
 #include "diffuse/distributed/gradient_sync.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/io/tensor_file.h"
 #include "diffuse/losses/dsm_loss.h"
@@ -117,7 +118,7 @@ class TrainingRun {
   std::unique_ptr<TrainingOptimizer> optimizer_;
   std::unique_ptr<GraphedTrainStep> graph_;
   torch::Tensor ema_weight_;  // 1 − decay of the next EMA update, on the device (graphs)
-  std::unique_ptr<TrainingNoiseSampler> noise_sampler_;
+  std::unique_ptr<TrainingDrawDistribution> draw_distribution_;
   std::unique_ptr<ConsistencyDistillation> distillation_;  // distill.method consistency
   std::unique_ptr<training::TrainingEvaluator> evaluator_;  // train.eval_every > 0, on rank 0
   std::unique_ptr<GradientSync> grad_sync_;
@@ -147,7 +148,7 @@ void TrainingRun::build() {
   const auto schedule = NoiseSchedule::from_options(c.diffusion);
   const auto net = build_networks(schedule);
   build_optimizer();
-  noise_sampler_ = std::make_unique<TrainingNoiseSampler>(c.diffusion, schedule);
+  draw_distribution_ = std::make_unique<TrainingDrawDistribution>(c.diffusion, schedule);
   if (c.distill.method == DistillMethod::consistency) build_distillation(schedule);
   // The periodic sample settings are checked now rather than at the first grid, hours in.
   if (c.train.sample_every > 0) generation_sigmas(schedule, sample_options());
@@ -320,7 +321,7 @@ TrainingDraw TrainingRun::next_draw(torch::Tensor& x0) {
   x0 = batch.images;
   torch::Tensor labels;
   if (conditional_) labels = batch.labels;
-  TrainingDraw draw = noise_sampler_->draw(x0, labels, precond_->net().null_label(), gen_, shard(x0.size(0)));
+  TrainingDraw draw = draw_distribution_->draw(x0, labels, precond_->net().null_label(), gen_, shard(x0.size(0)));
   // Couplings (reflow): the noise each image was generated from replaces the fresh draw.
   if (batch.noise.defined()) draw.noise = batch.noise;
   return draw;
@@ -335,7 +336,7 @@ LossOutput TrainingRun::micro_batch_loss() {
   }
   Batch batch = prefetcher_->next();
   torch::Tensor labels;
-  if (conditional_) labels = noise_sampler_->drop_labels(batch.labels, precond_->net().null_label(), gen_);
+  if (conditional_) labels = draw_distribution_->drop_labels(batch.labels, precond_->net().null_label(), gen_);
   compat::CudaAutocastGuard autocast(autocast_);
   return distillation_->loss(precond_, ema_precond_, batch.images, labels, gen_, step_);
 }

@@ -175,7 +175,7 @@ TEST(Reflow, ExactCouplingsGiveAFieldWhoseOneEulerStepIsTheOdeSolution) {
   diffusion.sigma_min = kSigmaMin;
   diffusion.sigma_max = kSigmaMax;
   Precond student(std::make_shared<AffineInTimeNet>(), Prediction::flow, flow_schedule());
-  TrainingNoiseSampler sampler(diffusion, flow_schedule());
+  TrainingDrawDistribution draws(diffusion, flow_schedule());
   LoaderOptions lo;
   lo.batch_size = 512;
   lo.num_workers = 0;
@@ -186,7 +186,7 @@ TEST(Reflow, ExactCouplingsGiveAFieldWhoseOneEulerStepIsTheOdeSolution) {
   for (int step = 0; step < kSteps; ++step) {
     set_learning_rate(adam, step, kSteps, 0.03);
     Batch batch = loader.next();
-    TrainingDraw draw = sampler.draw(batch.images, {}, -1, gen);
+    TrainingDraw draw = draws.draw(batch.images, {}, -1, gen);
     draw.noise = batch.noise;  // the coupling, as the trainer does for data.type couplings
     adam.zero_grad();
     dsm_loss(student, batch.images, draw, diffusion).loss.backward();

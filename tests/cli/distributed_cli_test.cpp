@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "diffuse/distributed/communicator.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/train/checkpoint.h"
 #include "distributed_launch.h"
 #include "support/expect_text.h"

@@ -11,6 +11,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/io/image_io.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/sampling/sampler.h"

@@ -19,6 +19,7 @@
 #include "diffuse/sampling/generate.h"
 #include "diffuse/sampling/sampler.h"
 #include "diffuse/schedule/sigma_spacing.h"
+#include "models/dit_attention.h"
 #include "support/test_paths.h"
 
 using namespace diffuse;

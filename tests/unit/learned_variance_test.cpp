@@ -138,11 +138,11 @@ TEST(LearnedVariance, HybridLossTrainsTheVariance) {
   Precond precond(net, Prediction::eps, linear_schedule());
   DiffusionOptions options;
   options.vlb_weight = 0.001;
-  TrainingNoiseSampler sampler(options, precond->schedule());
+  TrainingDrawDistribution draws(options, precond->schedule());
   torch::Generator gen = at::detail::createCPUGenerator(5);
   SeededNoise data(std::vector<uint64_t>{0, 1, 2, 3}, torch::kCPU);
   const auto x0 = data.rand({1, 4, 4}) * 2 - 1;
-  const auto out = dsm_loss(precond, x0, torch::Tensor(), sampler, options, gen);
+  const auto out = dsm_loss(precond, x0, torch::Tensor(), draws, options, gen);
   // L_simple alone would not involve v: the difference is λ L_vlb > 0, and v gets a gradient.
   EXPECT_GT(out.loss.item<double>() - out.per_sample.mean().item<double>(), 0.0);
   out.loss.backward();

@@ -109,15 +109,15 @@ TEST_P(PrecondAllTypes, UniformDsmLossIsThePlainTargetMse) {
   if (p == Prediction::flow) options.sigma_distribution = SigmaDistribution::uniform_t;
   const auto schedule = schedule_for(p);
   Precond precond(net, p, schedule);
-  TrainingNoiseSampler sampler(options, schedule);
+  TrainingDrawDistribution draws(options, schedule);
   auto x0 = torch::randn({4, 1, 4, 4}, torch::Generator(at::make_generator<at::CPUGeneratorImpl>(3)));
   net->output = torch::zeros({4, 1, 4, 4});
 
   // Replay the generator to know σ and n that the loss draws.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
   auto replay = at::make_generator<at::CPUGeneratorImpl>(11);
-  const auto loss = dsm_loss(precond, x0, {}, sampler, options, gen).loss.item<double>();
-  const auto sigma = sampler.sample_sigma(4, replay, torch::kCPU);
+  const auto loss = dsm_loss(precond, x0, {}, draws, options, gen).loss.item<double>();
+  const auto sigma = draws.sample_sigma(4, replay, torch::kCPU);
   const auto n = torch::randn(x0.sizes(), replay, torch::kFloat32);
   const auto target = ideal_output(p, x0, n, sigma);
   // F = 0, so the type's own MSE is mean(target²); EDM's λ-weighted D-loss equals it too.
@@ -145,7 +145,7 @@ TEST(TrainingNoise, VeLogUniformAndFlowDistributions) {
   ve.sigma_distribution = SigmaDistribution::log_uniform;
   ve.sigma_min = 0.01;
   ve.sigma_max = 50.0;
-  const auto log_sigma = TrainingNoiseSampler(ve, NoiseSchedule::ve(0.01, 50.0)).sample_sigma(20000, gen, torch::kCPU).log();
+  const auto log_sigma = TrainingDrawDistribution(ve, NoiseSchedule::ve(0.01, 50.0)).sample_sigma(20000, gen, torch::kCPU).log();
   EXPECT_GE(log_sigma.min().item<float>(), std::log(0.01f) - 1e-5);
   EXPECT_LE(log_sigma.max().item<float>(), std::log(50.0f) + 1e-5);
   EXPECT_NEAR(log_sigma.mean().item<float>(), 0.5 * (std::log(0.01) + std::log(50.0)), 0.05);
@@ -155,7 +155,7 @@ TEST(TrainingNoise, VeLogUniformAndFlowDistributions) {
   flow.sigma_min = 1e-3;
   flow.sigma_max = 999.0;
   const auto schedule = NoiseSchedule::flow(1e-3, 999.0, 1.0);
-  const auto sigma = TrainingNoiseSampler(flow, schedule).sample_sigma(20000, gen, torch::kCPU);
+  const auto sigma = TrainingDrawDistribution(flow, schedule).sample_sigma(20000, gen, torch::kCPU);
   const auto t = sigma / (1 + sigma);
   EXPECT_NEAR(t.mean().item<float>(), 0.5, 0.01);
   EXPECT_NEAR(t.var().item<float>(), 0.998 * 0.998 / 12, 0.002);
@@ -165,7 +165,7 @@ TEST(TrainingNoise, VeLogUniformAndFlowDistributions) {
   flow.p_mean = 0.5;
   flow.p_std = 1.0;
   flow.shift = 2.0;
-  const auto logit = (TrainingNoiseSampler(flow, schedule).sample_sigma(20000, gen, torch::kCPU) / 2.0).log();
+  const auto logit = (TrainingDrawDistribution(flow, schedule).sample_sigma(20000, gen, torch::kCPU) / 2.0).log();
   EXPECT_NEAR(logit.mean().item<float>(), 0.5, 0.03);
   EXPECT_NEAR(logit.std().item<float>(), 1.0, 0.03);
 }
@@ -188,13 +188,13 @@ TEST(TrainingNoise, LabelDropoutRateAndVpGrid) {
   DiffusionOptions o;
   o.p_uncond = 0.25;
   const auto schedule = NoiseSchedule::vp_linear(1000, 1e-4, 0.02);
-  TrainingNoiseSampler sampler(o, schedule);
+  TrainingDrawDistribution draws(o, schedule);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   auto labels = torch::zeros({20000}, torch::kLong);
-  const double dropped = (sampler.drop_labels(labels, 10, gen) == 10).to(torch::kFloat64).mean().item<double>();
+  const double dropped = (draws.drop_labels(labels, 10, gen) == 10).to(torch::kFloat64).mean().item<double>();
   EXPECT_NEAR(dropped, 0.25, 4 * std::sqrt(0.25 * 0.75 / 20000));
   torch::Tensor t;
-  auto sigma = sampler.sample_sigma(1000, gen, torch::kCPU, &t);
+  auto sigma = draws.sample_sigma(1000, gen, torch::kCPU, &t);
   for (int i = 0; i < 1000; i += 97)
     EXPECT_FLOAT_EQ(sigma[i].item<float>(), static_cast<float>(schedule.sigmas()[t[i].item<int64_t>()]));
   EXPECT_GE(t.min().item<int64_t>(), 0);

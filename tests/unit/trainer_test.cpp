@@ -16,6 +16,7 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/core/shape_text.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
 #include "diffuse/train/trainer.h"

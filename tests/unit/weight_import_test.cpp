@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "diffuse/core/error.h"
+#include "diffuse/inference/loaded_model.h"
 #include "diffuse/interop/weight_import.h"
 #include "diffuse/io/safetensors.h"
-#include "diffuse/train/checkpoint.h"
 #include "support/expect_text.h"
 #include "support/test_paths.h"
 

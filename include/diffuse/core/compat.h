@@ -26,10 +26,6 @@ using C10dBackend = c10d::Backend;
 using C10dBackend = c10d::ProcessGroup;
 #endif
 
-// Turn CUDA autocast on (bf16) or off for the current thread.
-void set_cuda_autocast(bool enabled);
-bool cuda_autocast_enabled();
-
 // RAII guard: bf16 CUDA autocast inside the scope when `enabled`, restored afterwards.
 class CudaAutocastGuard {
  public:

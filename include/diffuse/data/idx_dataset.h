@@ -15,9 +15,6 @@ namespace diffuse {
 inline constexpr uint32_t kIdxImagesMagic = 0x00000803;  // ubyte, 3 dimensions
 inline constexpr uint32_t kIdxLabelsMagic = 0x00000801;  // ubyte, 1 dimension
 
-// The whole (decompressed) content of `path`: gzip when it ends in .gz, raw otherwise.
-std::string read_maybe_gzip_file(const std::string& path);
-
 // [N, 1, H, W] uint8 from an idx3 image file; throws DataError naming the file on a wrong
 // magic number (expected vs found, hex) or a truncated file.
 torch::Tensor read_idx_images(const std::string& path);

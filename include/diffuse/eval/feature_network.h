@@ -53,7 +53,4 @@ std::unique_ptr<FeatureNetwork> load_torchscript_features(const std::string& pat
 std::unique_ptr<FeatureNetwork> load_feature_network(const std::string& spec, const TorchScriptInput& input,
                                                      torch::Device device);
 
-// CRC-32 over the names, shapes and bytes of `tensors` in order (the weights' identity).
-uint32_t tensors_crc32(const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
-
 }  // namespace diffuse

@@ -33,11 +33,12 @@ struct BatchShard {
   int64_t global = 0;
 };
 
-// Draws training noise levels, labels dropout and noise from one generator (so that a
-// resumed run continues the same random stream).
-class TrainingNoiseSampler {
+// The distribution of a loss evaluation's random inputs (TrainingDraw): training noise
+// levels σ, label dropout and noise, all from one generator (so that a resumed run continues
+// the same random stream). Not a sampler in the sampling/ sense: it generates no images.
+class TrainingDrawDistribution {
  public:
-  TrainingNoiseSampler(const DiffusionOptions& options, const NoiseSchedule& schedule);
+  TrainingDrawDistribution(const DiffusionOptions& options, const NoiseSchedule& schedule);
 
   // σ [B] (float32, on `device`) by diffusion.sigma_distribution, then times the flow shift:
   //   grid        t uniform in {0..T-1} of the VP grid, σ_t (and `timesteps`; Ho et al. 2020);
@@ -77,7 +78,7 @@ LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const TrainingDra
 
 // The same with the random inputs drawn from `gen` (labels: [B] or undefined).
 LossOutput dsm_loss(Precond& precond, const torch::Tensor& x0, const torch::Tensor& labels,
-                    const TrainingNoiseSampler& sampler, const DiffusionOptions& options,
+                    const TrainingDrawDistribution& draws, const DiffusionOptions& options,
                     torch::Generator& gen);
 
 }  // namespace diffuse

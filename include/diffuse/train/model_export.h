@@ -2,7 +2,7 @@
 // Exported models: the weights of one network (EMA or raw) as a safetensors file, with the
 // resolved config, the training step and the class names in its __metadata__, so that Python
 // reads it with `safetensors.torch.load_file` and diffuse sample/restore/invert/distill take
-// it wherever they take a checkpoint (load_model_for_inference).
+// it wherever they take a checkpoint (inference/loaded_model.h's load_model_for_inference).
 #include <cstdint>
 #include <string>
 #include <utility>

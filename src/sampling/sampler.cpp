@@ -1,3 +1,6 @@
+// The sampler table (sampler.h): one row per sampler, its NFE formula and capabilities.
+#include "diffuse/sampling/sampler.h"
+
 #include <string>
 
 #include "diffuse/core/config_node.h"
@@ -13,7 +16,6 @@
 #include "diffuse/sampling/langevin.h"
 #include "diffuse/sampling/predictor_corrector.h"
 #include "diffuse/sampling/reverse_sde.h"
-#include "diffuse/sampling/sampler.h"
 
 namespace diffuse {
 namespace {
