@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "diffuse/config/experiment_config.h"
 #include "diffuse/core/error.h"
 #include "diffuse/models/registry.h"
 #include "diffuse/train/checkpoint.h"
