@@ -198,12 +198,9 @@ void ClassifierRun::log_progress() {
   const double mean_loss = loss_sum_.item<double>() / static_cast<double>(window_steps_);
   const double accuracy = correct_sum_.item<double>() / static_cast<double>(window_steps_);
   const double img_s = timed_steps_ * config_.train.batch_size * config_.train.grad_accum / std::max(window_s, 1e-9);
-  const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
-  const double eta = static_cast<double>(config_.train.steps - step_) / std::max(steps_per_s, 1e-9);
+  const double eta = training::eta_seconds(config_.train.steps, step_, run_start_step_, total_s);
   const double lr = learning_rate_at(config_.train, step_ - 1);
-  if (!std::isfinite(mean_loss))
-    throw Error("training diverged: loss is " + std::to_string(mean_loss) + " at step " +
-                std::to_string(step_) + " (lower train.lr or enable train.grad_clip)");
+  training::check_loss_finite(mean_loss, step_);
   spdlog::info("step {}/{} {} | loss {:.4f} | train acc {:.3f} | lr {:.2e} | {:.0f} img/s | ETA {}", step_,
                config_.train.steps, training::progress_bar(static_cast<double>(step_) / config_.train.steps),
                mean_loss, accuracy, lr, img_s, training::format_duration(eta));

@@ -401,12 +401,9 @@ void TrainingRun::log_progress() {
   const int64_t images = timed_steps_ * config_.train.batch_size * config_.train.grad_accum * comm_.world_size();
   const double train_s = window_s - window_sample_s_ - window_ckpt_s_;
   const double img_s = images / std::max(train_s, 1e-9);
-  const double steps_per_s = static_cast<double>(step_ - run_start_step_) / std::max(total_s, 1e-9);
-  const double eta = static_cast<double>(config_.train.steps - step_) / std::max(steps_per_s, 1e-9);
+  const double eta = training::eta_seconds(config_.train.steps, step_, run_start_step_, total_s);
   const double lr = learning_rate_at(config_.train, step_ - 1);
-  if (!std::isfinite(mean_loss))
-    throw Error("training diverged: loss is " + std::to_string(mean_loss) + " at step " +
-                std::to_string(step_) + " (lower train.lr or enable train.grad_clip)");
+  training::check_loss_finite(mean_loss, step_);
   spdlog::info("step {}/{} {} {:.0f}% | loss {:.4f} | lr {:.2e} | {:.0f} img/s | sampling {:.1f} s, "
                "checkpoints {:.1f} s | ETA {}",
                step_, config_.train.steps, progress_bar(static_cast<double>(step_) / config_.train.steps),

@@ -59,6 +59,17 @@ std::string progress_bar(double fraction, int width) {
   return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') + "]";
 }
 
+double eta_seconds(int64_t steps, int64_t step, int64_t start_step, double elapsed_s) {
+  const double steps_per_s = static_cast<double>(step - start_step) / std::max(elapsed_s, 1e-9);
+  return static_cast<double>(steps - step) / std::max(steps_per_s, 1e-9);
+}
+
+void check_loss_finite(double mean_loss, int64_t step) {
+  if (!std::isfinite(mean_loss))
+    throw Error("training diverged: loss is " + std::to_string(mean_loss) + " at step " + std::to_string(step) +
+                " (lower train.lr or enable train.grad_clip)");
+}
+
 // Global-norm gradient clipping without a host sync: the scale is computed on the device.
 torch::Tensor clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
   std::vector<torch::Tensor> norms;

@@ -24,6 +24,11 @@ inline at::Generator dropout_generator() { return at::detail::getDefaultCPUGener
 std::string format_duration(double seconds);
 // "[#####...............]"
 std::string progress_bar(double fraction, int width = 20);
+// Seconds left of a run of `steps` at the pace since it (re)started at `start_step`
+// `elapsed_s` seconds ago: the ETA of the log lines.
+double eta_seconds(int64_t steps, int64_t step, int64_t start_step, double elapsed_s);
+// Throws Error naming the step when the logged mean loss is NaN or infinite.
+void check_loss_finite(double mean_loss, int64_t step);
 
 // Global-norm gradient clipping without a host sync: the scale is computed on the device.
 // Returns the norm before clipping.
