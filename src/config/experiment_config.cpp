@@ -52,21 +52,16 @@ OptionSchema<ExperimentConfig> make_schema() {
 }  // namespace
 
 const OptionSchema<ExperimentConfig>& experiment_config_schema() {
-  static const OptionSchema<ExperimentConfig> schema = make_schema();
-  return schema;
+  return built_once<make_schema>();
 }
 
 ExperimentConfig parse_experiment_config(ConfigNode& root) {
-  ExperimentConfig c;
-  experiment_config_schema().read_into(root, c);
-  return c;
+  return experiment_config_schema().parse(root);
 }
 
 ExperimentConfig load_experiment_config(const std::string& path,
                                         const std::vector<std::string>& overrides) {
-  ConfigNode root = ConfigNode::load_file(path);
-  for (const auto& o : overrides) root.apply_override(o);
-  return parse_experiment_config(root);
+  return experiment_config_schema().load(path, overrides);
 }
 
 YAML::Node emit_experiment_config(const ExperimentConfig& config) {

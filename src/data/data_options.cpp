@@ -60,8 +60,7 @@ OptionSchema<DataOptions> make_schema() {
 }  // namespace
 
 const OptionSchema<DataOptions>& data_options_schema() {
-  static const OptionSchema<DataOptions> schema = make_schema();
-  return schema;
+  return built_once<make_schema>();
 }
 
 }  // namespace diffuse

@@ -36,8 +36,7 @@ OptionSchema<DistillOptions> make_schema() {
 }  // namespace
 
 const OptionSchema<DistillOptions>& distill_options_schema() {
-  static const OptionSchema<DistillOptions> schema = make_schema();
-  return schema;
+  return built_once<make_schema>();
 }
 
 }  // namespace diffuse

@@ -118,8 +118,7 @@ OptionSchema<DpsOptions> make_dps_schema() {
 }  // namespace
 
 const OptionSchema<DpsOptions>& dps_options_schema() {
-  static const OptionSchema<DpsOptions> schema = make_dps_schema();
-  return schema;
+  return built_once<make_dps_schema>();
 }
 
 }  // namespace diffuse

@@ -53,8 +53,7 @@ OptionSchema<MeasurementNoiseOptions> make_schema() {
 }  // namespace
 
 const OptionSchema<MeasurementNoiseOptions>& measurement_noise_schema() {
-  static const OptionSchema<MeasurementNoiseOptions> schema = make_schema();
-  return schema;
+  return built_once<make_schema>();
 }
 
 }  // namespace diffuse

@@ -9,7 +9,9 @@ namespace diffuse {
 
 namespace {
 
-const OperatorEntry* entry_named(const std::string& name) { return find_by_name(operator_table(), name); }
+const OperatorEntry* entry_named(const std::string& name) {
+  return find_by_name(operator_table(), name);
+}
 
 bool reads(const OperatorEntry& entry, const std::string& key) {
   return std::find(entry.keys.begin(), entry.keys.end(), key) != entry.keys.end();
@@ -26,16 +28,18 @@ std::string foreign_key_reason(const OperatorOptions& o, const std::string& key)
 
 // The doc line of `key`, ending in the operators that read it.
 std::string doc_with_users(const std::string& key, const std::string& doc) {
-  const auto users = names_of(operator_table(), [&key](const OperatorEntry& e) { return reads(e, key); });
+  const auto users =
+      names_of(operator_table(), [&key](const OperatorEntry& e) { return reads(e, key); });
   return doc + " (" + join(users) + ")";
 }
 
 ValueCheck<std::string> operator_name() {
-  return checks::custom<std::string>(join(names_of(operator_table()), " | "), [](const std::string& name) {
-    return entry_named(name)
-               ? std::string()
-               : "unknown operator '" + name + "'; valid operators: " + operator_names();
-  });
+  return checks::custom<std::string>(
+      join(names_of(operator_table()), " | "), [](const std::string& name) {
+        return entry_named(name)
+                   ? std::string()
+                   : "unknown operator '" + name + "'; valid operators: " + operator_names();
+      });
 }
 
 ValueCheck<int64_t> box_corner() {
@@ -45,20 +49,20 @@ ValueCheck<int64_t> box_corner() {
   });
 }
 
-OptionSchema<OperatorOptions> make_schema() {
+// The key is read only by the operators whose table row lists it.
+void own_key(OptionSchema<OperatorOptions>& s, const char* key) {
+  s.applies([key](const OperatorOptions& o) { return foreign_key_reason(o, key); });
+}
+
+// inpaint_box: the hole and where it goes.
+void add_box_keys(OptionSchema<OperatorOptions>& s) {
   using O = OperatorOptions;
-  OptionSchema<O> s;
-  const auto own = [&s](const char* key) {
-    s.applies([key](const O& o) { return foreign_key_reason(o, key); });
-  };
-  s.field("name", &O::name, "the operator A of y = A(x) + n", operator_name())
-      .required("missing required key (an operator name: " + operator_names() + ")");
   s.field("box_size", &O::box_size, doc_with_users("box_size", "side of the square hole in pixels"),
           checks::int_range<int64_t>(1, 4096));
-  own("box_size");
+  own_key(s, "box_size");
   s.field("random_box", &O::random_box,
           doc_with_users("random_box", "draw the box position from `seed`"));
-  own("random_box");
+  own_key(s, "random_box");
   for (const auto& [key, member] :
        {std::pair{"box_top", &O::box_top}, std::pair{"box_left", &O::box_left}}) {
     s.field(key, member,
@@ -71,6 +75,11 @@ OptionSchema<OperatorOptions> make_schema() {
           "cannot be set together with random_box: true (the position is drawn from seed)");
     });
   }
+}
+
+// inpaint_random, the blurs and super-resolution.
+void add_degradation_keys(OptionSchema<OperatorOptions>& s) {
+  using O = OperatorOptions;
   s.field(
       "keep_fraction", &O::keep_fraction,
       doc_with_users("keep_fraction", "fraction of pixels kept (the same pixels in every channel)"),
@@ -78,7 +87,7 @@ OptionSchema<OperatorOptions> make_schema() {
         return v > 0.0 && v <= 1.0 ? std::string()
                                    : "must lie in (0, 1], found " + format_double(v);
       }));
-  own("keep_fraction");
+  own_key(s, "keep_fraction");
   s.field("kernel_size", &O::kernel_size,
           doc_with_users("kernel_size", "blur kernel side (odd, ≤ 2·image size − 1)"),
           checks::custom<int64_t>("odd, [1, 255]", [](const int64_t& v) {
@@ -86,24 +95,33 @@ OptionSchema<OperatorOptions> make_schema() {
                        ? "must be an odd number in [1, 255], found " + std::to_string(v)
                        : std::string();
           }));
-  own("kernel_size");
+  own_key(s, "kernel_size");
   s.field("blur_sigma", &O::blur_sigma, doc_with_users("blur_sigma", "Gaussian σ in pixels"),
           checks::custom<double>("(0, 100]", [](const double& v) {
             return v > 0.0 && v <= 100.0 ? std::string()
                                          : "must lie in (0, 100] pixels, found " + format_double(v);
           }));
-  own("blur_sigma");
+  own_key(s, "blur_sigma");
   s.field("intensity", &O::intensity,
           doc_with_users("intensity",
                          "shake of the motion trajectory: 0 a straight streak, 1 strongly curved"),
           checks::range(0.0, 1.0));
-  own("intensity");
+  own_key(s, "intensity");
   s.field("factor", &O::factor,
           doc_with_users("factor", "average-pooling factor; divides the image size"),
           checks::custom<int64_t>("2 | 4", [](const int64_t& v) {
             return v == 2 || v == 4 ? std::string() : "must be 2 or 4, found " + std::to_string(v);
           }));
-  own("factor");
+  own_key(s, "factor");
+}
+
+OptionSchema<OperatorOptions> make_schema() {
+  using O = OperatorOptions;
+  OptionSchema<O> s;
+  s.field("name", &O::name, "the operator A of y = A(x) + n", operator_name())
+      .required("missing required key (an operator name: " + operator_names() + ")");
+  add_box_keys(s);
+  add_degradation_keys(s);
   s.field("seed", &O::seed,
           doc_with_users(
               "seed",
@@ -118,9 +136,6 @@ OptionSchema<OperatorOptions> make_schema() {
 
 }  // namespace
 
-const OptionSchema<OperatorOptions>& operator_options_schema() {
-  static const OptionSchema<OperatorOptions> schema = make_schema();
-  return schema;
-}
+const OptionSchema<OperatorOptions>& operator_options_schema() { return built_once<make_schema>(); }
 
 }  // namespace diffuse

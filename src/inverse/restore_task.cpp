@@ -29,23 +29,14 @@ OptionSchema<RestoreTask> make_schema() {
 
 }  // namespace
 
-const OptionSchema<RestoreTask>& restore_task_schema() {
-  static const OptionSchema<RestoreTask> schema = make_schema();
-  return schema;
-}
+const OptionSchema<RestoreTask>& restore_task_schema() { return built_once<make_schema>(); }
 
-RestoreTask parse_restore_task(ConfigNode& root) {
-  RestoreTask t;
-  restore_task_schema().read_into(root, t);
-  return t;
-}
+RestoreTask parse_restore_task(ConfigNode& root) { return restore_task_schema().parse(root); }
 
 YAML::Node emit_restore_task(const RestoreTask& task) { return restore_task_schema().emit(task); }
 
 RestoreTask load_restore_task(const std::string& path, const std::vector<std::string>& overrides) {
-  ConfigNode root = ConfigNode::load_file(path);
-  for (const auto& o : overrides) root.apply_override(o);
-  return parse_restore_task(root);
+  return restore_task_schema().load(path, overrides);
 }
 
 }  // namespace diffuse

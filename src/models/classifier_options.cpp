@@ -35,8 +35,7 @@ OptionSchema<ClassifierOptions> make_classifier_schema() {
 }  // namespace
 
 const OptionSchema<ClassifierOptions>& classifier_options_schema() {
-  static const OptionSchema<ClassifierOptions> schema = make_classifier_schema();
-  return schema;
+  return built_once<make_classifier_schema>();
 }
 
 }  // namespace diffuse

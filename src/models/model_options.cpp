@@ -9,6 +9,34 @@ namespace {
 constexpr int64_t kMaxImageSize = 4096;
 constexpr int64_t kMaxChannels = 1024;
 
+// Dropout, GroupNorm and the resampling blocks.
+void add_unet_normalisation(OptionSchema<UNetOptions>& s) {
+  using O = UNetOptions;
+  s.field("dropout", &O::dropout, "dropout in the residual blocks", checks::range(0.0, 0.99));
+  s.field("num_groups", &O::num_groups, "GroupNorm groups (must divide every width)",
+          checks::int_range<int>(1, 1024));
+  s.field("norm_eps", &O::norm_eps, "GroupNorm ε (ADM: PyTorch's default; DDPM 1e-6)",
+          checks::positive(0.1));
+  s.field("scale_shift_norm", &O::scale_shift_norm,
+          "ADM's adaptive GroupNorm: (scale, shift) from the embedding");
+  s.field(
+      "middle_attention_norm", &O::middle_attention_norm,
+      "GroupNorm before the middle attention (diffusers' UNetMidBlock2D has none under scale-shift "
+      "conditioning)");
+  s.field("resblock_updown", &O::resblock_updown,
+          "BigGAN-style residual blocks for down- and up-sampling");
+  s.choice(
+      "downsample_padding", &O::downsample_padding, kDownsamplePaddingNames,
+      "strided-conv padding: symmetric (ADM) or bottom_right (DDPM's TensorFlow 'SAME', diffusers' "
+      "padding 0; even sizes only, not with resblock_updown)");
+  s.rule([](const O& o, const OptionFail& fail) {
+    if (o.resblock_updown && o.downsample_padding != DownsamplePadding::symmetric)
+      fail("downsample_padding",
+           "applies to conv downsampling, but resblock_updown true downsamples by average "
+           "pooling; leave it symmetric or set resblock_updown false");
+  });
+}
+
 OptionSchema<UNetOptions> make_unet_schema() {
   using O = UNetOptions;
   OptionSchema<O> s;
@@ -45,29 +73,7 @@ OptionSchema<UNetOptions> make_unet_schema() {
                              std::to_string(v)
                        : std::string();
           }));
-  s.field("dropout", &O::dropout, "dropout in the residual blocks", checks::range(0.0, 0.99));
-  s.field("num_groups", &O::num_groups, "GroupNorm groups (must divide every width)",
-          checks::int_range<int>(1, 1024));
-  s.field("norm_eps", &O::norm_eps, "GroupNorm ε (ADM: PyTorch's default; DDPM 1e-6)",
-          checks::positive(0.1));
-  s.field("scale_shift_norm", &O::scale_shift_norm,
-          "ADM's adaptive GroupNorm: (scale, shift) from the embedding");
-  s.field(
-      "middle_attention_norm", &O::middle_attention_norm,
-      "GroupNorm before the middle attention (diffusers' UNetMidBlock2D has none under scale-shift "
-      "conditioning)");
-  s.field("resblock_updown", &O::resblock_updown,
-          "BigGAN-style residual blocks for down- and up-sampling");
-  s.choice(
-      "downsample_padding", &O::downsample_padding, kDownsamplePaddingNames,
-      "strided-conv padding: symmetric (ADM) or bottom_right (DDPM's TensorFlow 'SAME', diffusers' "
-      "padding 0; even sizes only, not with resblock_updown)");
-  s.rule([](const O& o, const OptionFail& fail) {
-    if (o.resblock_updown && o.downsample_padding != DownsamplePadding::symmetric)
-      fail("downsample_padding",
-           "applies to conv downsampling, but resblock_updown true downsamples by average "
-           "pooling; leave it symmetric or set resblock_updown false");
-  });
+  add_unet_normalisation(s);
   return s;
 }
 
@@ -172,24 +178,14 @@ OptionSchema<ModelOptions> make_model_schema() {
 
 }  // namespace
 
-const OptionSchema<UNetOptions>& unet_options_schema() {
-  static const OptionSchema<UNetOptions> schema = make_unet_schema();
-  return schema;
-}
+const OptionSchema<UNetOptions>& unet_options_schema() { return built_once<make_unet_schema>(); }
 
-const OptionSchema<DiTOptions>& dit_options_schema() {
-  static const OptionSchema<DiTOptions> schema = make_dit_schema();
-  return schema;
-}
+const OptionSchema<DiTOptions>& dit_options_schema() { return built_once<make_dit_schema>(); }
 
 const OptionSchema<TimestepFeatures>& timestep_features_schema() {
-  static const OptionSchema<TimestepFeatures> schema = make_timestep_features_schema();
-  return schema;
+  return built_once<make_timestep_features_schema>();
 }
 
-const OptionSchema<ModelOptions>& model_options_schema() {
-  static const OptionSchema<ModelOptions> schema = make_model_schema();
-  return schema;
-}
+const OptionSchema<ModelOptions>& model_options_schema() { return built_once<make_model_schema>(); }
 
 }  // namespace diffuse

@@ -125,8 +125,7 @@ OptionSchema<DiffusionOptions> make_schema() {
 }  // namespace
 
 const OptionSchema<DiffusionOptions>& diffusion_options_schema() {
-  static const OptionSchema<DiffusionOptions> schema = make_schema();
-  return schema;
+  return built_once<make_schema>();
 }
 
 }  // namespace diffuse

@@ -59,13 +59,11 @@ OptionSchema<TrainEvalOptions> make_eval_schema() {
 }
 
 const OptionSchema<TrainSampleOptions>& sample_schema() {
-  static const OptionSchema<TrainSampleOptions> schema = make_sample_schema();
-  return schema;
+  return built_once<make_sample_schema>();
 }
 
 const OptionSchema<TrainEvalOptions>& eval_schema() {
-  static const OptionSchema<TrainEvalOptions> schema = make_eval_schema();
-  return schema;
+  return built_once<make_eval_schema>();
 }
 
 void add_optimizer(OptionSchema<TrainOptions>& s) {
@@ -165,8 +163,7 @@ OptionSchema<TrainOptions> make_train_schema() {
 }  // namespace
 
 const OptionSchema<TrainOptions>& train_options_schema() {
-  static const OptionSchema<TrainOptions> schema = make_train_schema();
-  return schema;
+  return built_once<make_train_schema>();
 }
 
 }  // namespace diffuse

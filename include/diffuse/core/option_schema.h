@@ -218,6 +218,19 @@ class OptionSchema {
     read_keys(n, s);
     n.finish();
   }
+  // A struct from its defaults and the keys of `root`.
+  S parse(ConfigNode& root) const {
+    S s{};
+    read_into(root, s);
+    return s;
+  }
+  // Loads `path`, applies `overrides` ("a.b=value", as --set does) and parses.
+  S load(const std::string& path, const std::vector<std::string>& overrides) const {
+    ConfigNode root = ConfigNode::load_file(path);
+    for (const auto& o : overrides) root.apply_override(o);
+    return parse(root);
+  }
+
   // read_into without the unknown-key check (for flattened members).
   void read_keys(ConfigNode& n, S& s) const {
     for (const Field& f : fields_) {
@@ -342,6 +355,14 @@ class OptionSchema {
   std::string variant_key_;
   std::vector<std::pair<std::string, S>> variants_;
 };
+
+// The schema that `Make` builds, built on first use and kept: schemas are immutable, so
+// each `*_schema()` accessor returns built_once<its make function>().
+template <auto Make>
+const auto& built_once() {
+  static const auto schema = Make();
+  return schema;
+}
 
 // Markdown table of reference rows (README.md "Config reference").
 std::string option_reference_markdown(const std::vector<OptionReferenceRow>& rows);
