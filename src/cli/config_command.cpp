@@ -2,15 +2,14 @@
 // option schemas; --update README.md rewrites the README's generated block in place.
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "args.h"
 #include "diffuse/config/config_reference.h"
 #include "diffuse/core/atomic_file.h"
 #include "diffuse/core/config_node.h"
 #include "diffuse/core/error.h"
+#include "diffuse/core/file_io.h"
 
 namespace diffuse::cli {
 
@@ -31,11 +30,7 @@ int run_config(const std::vector<std::string>& argv) {
     return 0;
   }
   const std::string path = args.get("--update");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot read it");
-  std::stringstream text;
-  text << in.rdbuf();
-  write_text_file_atomic(path, with_config_reference(text.str(), path));
+  write_text_file_atomic(path, with_config_reference(read_file_bytes(path), path));
   spdlog::info("updated the config reference in {}", path);
   return 0;
 }

@@ -4,8 +4,6 @@ namespace diffuse {
 
 namespace {
 
-bool is_vp(ScheduleKind s) { return s == ScheduleKind::vp_linear || s == ScheduleKind::vp_cosine; }
-
 // Rules across sections.
 void check_experiment(const ExperimentConfig& c, const OptionFail& fail) {
   if (c.distill.method != DistillMethod::none) {
@@ -19,7 +17,7 @@ void check_experiment(const ExperimentConfig& c, const OptionFail& fail) {
          "schedule 'edm' needs prediction 'edm' (VP predictions eps/v/x0 are defined on the "
          "discrete "
          "VP grid)");
-  if (c.model.learn_sigma && !is_vp(c.diffusion.schedule))
+  if (c.model.learn_sigma && !is_vp_schedule(c.diffusion.schedule))
     fail(
         "model",
         "learn_sigma needs a VP schedule (the learned variance interpolates between β and β̃ of the "

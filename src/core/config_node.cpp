@@ -10,6 +10,8 @@
 #include <map>
 #include <sstream>
 
+#include "diffuse/core/option_schema.h"
+
 namespace diffuse {
 namespace {
 
@@ -269,15 +271,16 @@ void ConfigNode::fail(const std::string& key, const std::string& message) const 
   throw ConfigError(where(key) + ": " + (path.empty() ? "" : path + ": ") + message);
 }
 
+// The messages are the option schemas' (checks::range, checks::int_range), so a key checked
+// here reads like one a schema checks.
 void ConfigNode::check_range(const std::string& key, double value, double lo, double hi) const {
-  if (!(value >= lo && value <= hi))
-    fail(key, "must lie in [" + format_double(lo) + ", " + format_double(hi) + "], found " + format_double(value));
+  const std::string problem = checks::range(lo, hi).problem(value);
+  if (!problem.empty()) fail(key, problem);
 }
 
 void ConfigNode::check_int_range(const std::string& key, int64_t value, int64_t lo, int64_t hi) const {
-  if (value < lo || value > hi)
-    fail(key, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], found " +
-                  std::to_string(value));
+  const std::string problem = checks::int_range<int64_t>(lo, hi).problem(value);
+  if (!problem.empty()) fail(key, problem);
 }
 
 void ConfigNode::fail_missing(const std::string& key) const {

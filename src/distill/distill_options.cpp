@@ -26,17 +26,13 @@ OptionSchema<DistillOptions> make_schema() {
     if (o.method != DistillMethod::none && o.teacher.empty())
       fail("teacher", "distill.method " + std::string(enum_name(o.method, kDistillMethodNames)) +
                           " needs the teacher's checkpoint");
-    if (o.n_end < o.n_start || o.n_end > 100000)
-      fail("n_end", "must be an integer in [" + std::to_string(o.n_start) + ", 100000], found " +
-                        std::to_string(o.n_end));
+    checks::check_value(fail, "n_end", checks::int_range<int>(o.n_start, 100000).problem(o.n_end));
   });
   return s;
 }
 
 }  // namespace
 
-const OptionSchema<DistillOptions>& distill_options_schema() {
-  return built_once<make_schema>();
-}
+const OptionSchema<DistillOptions>& distill_options_schema() { return built_once<make_schema>(); }
 
 }  // namespace diffuse

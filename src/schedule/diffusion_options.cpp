@@ -32,8 +32,6 @@ namespace {
 
 constexpr int64_t kMaxTimesteps = 100'000;
 
-bool is_vp(ScheduleKind s) { return s == ScheduleKind::vp_linear || s == ScheduleKind::vp_cosine; }
-
 // The per-schedule defaults, for the reference.
 std::vector<std::pair<std::string, DiffusionOptions>> schedule_variants() {
   std::vector<std::pair<std::string, DiffusionOptions>> variants;
@@ -91,15 +89,13 @@ void add_training_draw(OptionSchema<DiffusionOptions>& s) {
 }
 
 void check_diffusion(const DiffusionOptions& o, const OptionFail& fail) {
-  if (!(o.beta_end >= o.beta_start && o.beta_end <= 0.999))
-    fail("beta_end", "must lie in [" + format_double(o.beta_start) + ", " + format_double(0.999) +
-                         "], found " + format_double(o.beta_end));
+  checks::check_value(fail, "beta_end", checks::range(o.beta_start, 0.999).problem(o.beta_end));
   if (!(o.sigma_max > o.sigma_min && o.sigma_max <= 1e6))
     fail("sigma_max", "must lie in (sigma_min = " + format_double(o.sigma_min) + ", 1e6], found " +
                           format_double(o.sigma_max));
   if (o.shift != 1.0 && o.schedule != ScheduleKind::flow)
     fail("shift", "applies to schedule 'flow' only (SD3's resolution shift of t)");
-  if (o.sigma_distribution == SigmaDistribution::grid && !is_vp(o.schedule))
+  if (o.sigma_distribution == SigmaDistribution::grid && !is_vp_schedule(o.schedule))
     fail("sigma_distribution", "'grid' draws the timesteps of a VP schedule; schedule '" +
                                    std::string(enum_name(o.schedule, kScheduleKindNames)) +
                                    "' has none (use log_normal or log_uniform)");

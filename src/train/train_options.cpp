@@ -58,13 +58,9 @@ OptionSchema<TrainEvalOptions> make_eval_schema() {
   return s;
 }
 
-const OptionSchema<TrainSampleOptions>& sample_schema() {
-  return built_once<make_sample_schema>();
-}
+const OptionSchema<TrainSampleOptions>& sample_schema() { return built_once<make_sample_schema>(); }
 
-const OptionSchema<TrainEvalOptions>& eval_schema() {
-  return built_once<make_eval_schema>();
-}
+const OptionSchema<TrainEvalOptions>& eval_schema() { return built_once<make_eval_schema>(); }
 
 void add_optimizer(OptionSchema<TrainOptions>& s) {
   using O = TrainOptions;
@@ -130,9 +126,7 @@ void add_runtime(OptionSchema<TrainOptions>& s) {
 }
 
 void check_train(const TrainOptions& o, const OptionFail& fail) {
-  if (!(o.min_lr >= 0.0 && o.min_lr <= o.lr))
-    fail("min_lr", "must lie in [" + format_double(0.0) + ", " + format_double(o.lr) + "], found " +
-                       format_double(o.min_lr));
+  checks::check_value(fail, "min_lr", checks::range(0.0, o.lr).problem(o.min_lr));
   if (o.cuda_graph && o.grad_accum > 1)
     fail("cuda_graph", "captures one micro-batch per step; it cannot be combined with grad_accum " +
                            std::to_string(o.grad_accum));
@@ -162,8 +156,6 @@ OptionSchema<TrainOptions> make_train_schema() {
 
 }  // namespace
 
-const OptionSchema<TrainOptions>& train_options_schema() {
-  return built_once<make_train_schema>();
-}
+const OptionSchema<TrainOptions>& train_options_schema() { return built_once<make_train_schema>(); }
 
 }  // namespace diffuse

@@ -42,7 +42,7 @@ inline std::string option_value_text(bool v) { return v ? "true" : "false"; }
 inline std::string option_value_text(int v) { return std::to_string(v); }
 inline std::string option_value_text(int64_t v) { return std::to_string(v); }
 inline std::string option_value_text(uint64_t v) { return std::to_string(v); }
-std::string option_value_text(double v);  // 0.0002 → "2e-4"; 4.0 → "4"
+std::string option_value_text(double v);  // 4.0 → "4", 0.0002 → "0.0002", 1e-05 → "1e-5"
 inline std::string option_value_text(const std::string& v) { return v; }
 template <class T>
 std::string option_value_text(const std::vector<T>& v) {
@@ -89,6 +89,13 @@ ValueCheck<T> by_rule(std::string text) {
 template <class T>
 ValueCheck<T> custom(std::string text, std::function<std::string(const T&)> problem) {
   return {std::move(text), std::move(problem)};
+}
+
+// Reports `problem` (a ValueCheck's verdict) for `key` unless it is empty: for rules whose
+// bounds come from other keys, e.g. check_value(fail, "min_lr", range(0, o.lr).problem(o.min_lr)).
+inline void check_value(const OptionFail& fail, const std::string& key,
+                        const std::string& problem) {
+  if (!problem.empty()) fail(key, problem);
 }
 
 }  // namespace checks
@@ -341,9 +348,9 @@ class OptionSchema {
     if constexpr (std::is_same_v<T, uint64_t>) {
       auto signed_value = static_cast<int64_t>(value);
       n.read(key, signed_value);
-      if (n.has(key) && signed_value < 0)
-        n.fail(key, "must be an integer in [0, " + std::to_string(INT64_MAX) + "], found " +
-                        std::to_string(signed_value));
+      const std::string problem =
+          checks::int_range<int64_t>(0, std::numeric_limits<int64_t>::max()).problem(signed_value);
+      if (n.has(key) && !problem.empty()) n.fail(key, problem);
       value = static_cast<uint64_t>(signed_value);
     } else {
       n.read(key, value);

@@ -42,6 +42,11 @@ inline constexpr std::array<EnumName<LossWeighting>, 3> kLossWeightingNames{{
     {"edm", LossWeighting::edm},
 }};
 
+// The discrete VP schedules (DDPM's grid of T timesteps).
+inline bool is_vp_schedule(ScheduleKind kind) {
+  return kind == ScheduleKind::vp_linear || kind == ScheduleKind::vp_cosine;
+}
+
 // Defaults are vp_linear's; apply_schedule_defaults gives another schedule's own.
 struct DiffusionOptions {
   ScheduleKind schedule = ScheduleKind::vp_linear;

@@ -30,7 +30,7 @@ class NoiseSchedule {
 
   ScheduleKind kind() const { return kind_; }
   // A discrete VP grid (vp_linear, vp_cosine).
-  bool is_vp() const { return kind_ == ScheduleKind::vp_linear || kind_ == ScheduleKind::vp_cosine; }
+  bool is_vp() const { return is_vp_schedule(kind_); }
   // T for VP schedules, 0 for the continuous ones.
   int timesteps() const { return static_cast<int>(alphas_cumprod_.size()); }
   // ᾱ_t and β_t for t = 1..T, stored at index t-1 (VP only).
