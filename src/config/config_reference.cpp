@@ -2,6 +2,7 @@
 
 #include "diffuse/config/experiment_config.h"
 #include "diffuse/core/error.h"
+#include "diffuse/distill/score_distillation.h"
 #include "diffuse/inverse/restore_task.h"
 
 namespace diffuse {
@@ -10,7 +11,10 @@ std::string config_reference_markdown() {
   return "Experiment configs (`diffuse train --config`):\n\n" +
          option_reference_markdown(experiment_config_schema().reference(ExperimentConfig{}, "")) +
          "\nRestore tasks (`diffuse restore --task`):\n\n" +
-         option_reference_markdown(restore_task_schema().reference(RestoreTask{}, ""));
+         option_reference_markdown(restore_task_schema().reference(RestoreTask{}, "")) +
+         "\nScore-distillation tasks (`diffuse distill --config`):\n\n" +
+         option_reference_markdown(
+             score_distillation_schema().reference(ScoreDistillationOptions{}, ""));
 }
 
 std::string with_config_reference(const std::string& readme, const std::string& source) {

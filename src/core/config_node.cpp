@@ -10,7 +10,7 @@
 #include <map>
 #include <sstream>
 
-#include "diffuse/core/option_schema.h"
+#include "diffuse/core/text.h"
 
 namespace diffuse {
 namespace {
@@ -269,18 +269,6 @@ std::string ConfigNode::where(const std::string& key) const {
 void ConfigNode::fail(const std::string& key, const std::string& message) const {
   const std::string path = path_of(key);
   throw ConfigError(where(key) + ": " + (path.empty() ? "" : path + ": ") + message);
-}
-
-// The messages are the option schemas' (checks::range, checks::int_range), so a key checked
-// here reads like one a schema checks.
-void ConfigNode::check_range(const std::string& key, double value, double lo, double hi) const {
-  const std::string problem = checks::range(lo, hi).problem(value);
-  if (!problem.empty()) fail(key, problem);
-}
-
-void ConfigNode::check_int_range(const std::string& key, int64_t value, int64_t lo, int64_t hi) const {
-  const std::string problem = checks::int_range<int64_t>(lo, hi).problem(value);
-  if (!problem.empty()) fail(key, problem);
 }
 
 void ConfigNode::fail_missing(const std::string& key) const {

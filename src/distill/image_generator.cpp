@@ -155,6 +155,7 @@ class VolumeGenerator : public ImageGenerator {
 
 std::shared_ptr<ImageGenerator> make_image_generator(const GeneratorOptions& options, const RenderShape& shape,
                                                      const std::vector<uint64_t>& seeds) {
+  generator_options_schema().validate(options, "generator");
   if (static_cast<int64_t>(seeds.size()) != shape.particles)
     throw ConfigError("make_image_generator: " + std::to_string(seeds.size()) + " seeds for " +
                       std::to_string(shape.particles) + " particles");
@@ -169,74 +170,58 @@ std::shared_ptr<ImageGenerator> make_image_generator(const GeneratorOptions& opt
   throw std::logic_error("make_image_generator: unknown generator kind");
 }
 
-GeneratorOptions parse_generator_options(ConfigNode& node) {
-  GeneratorOptions o;
-  node.read_enum("kind", o.kind, kGeneratorKindNames);
-  if (o.kind == GeneratorKind::field) {
-    ConfigNode f = node.child("field");
-    auto& fo = o.field;
-    f.read_enum("encoding", fo.encoding, kFieldEncodingNames);
-    if (fo.encoding == FieldEncoding::fourier) {
-      f.read("features", fo.features);
-      f.check_int_range("features", fo.features, 1, 4096);
-      f.read("fourier_scale", fo.fourier_scale);
-      f.check_range("fourier_scale", fo.fourier_scale, 1e-6, 1000.0);
-    } else {
-      f.read("siren_omega", fo.siren_omega);
-      f.check_range("siren_omega", fo.siren_omega, 1e-6, 1000.0);
-    }
-    f.read("hidden", fo.hidden);
-    f.check_int_range("hidden", fo.hidden, 1, 4096);
-    f.read("layers", fo.layers);
-    f.check_int_range("layers", fo.layers, 1, 16);
-    f.finish();
-  } else if (o.kind == GeneratorKind::volume) {
-    ConfigNode v = node.child("volume");
-    auto& vo = o.volume;
-    v.read("grid", vo.grid);
-    v.check_int_range("grid", vo.grid, 2, 256);
-    v.read("ray_samples", vo.ray_samples);
-    v.check_int_range("ray_samples", vo.ray_samples, 1, 1024);
-    v.read("camera_distance", vo.camera_distance);
-    // Outside the cube's bounding sphere, so that every ray starts in front of the object.
-    v.check_range("camera_distance", vo.camera_distance, 1.75, 100.0);
-    v.read("elevation_degrees", vo.elevation_degrees);
-    v.check_range("elevation_degrees", vo.elevation_degrees, -89.0, 89.0);
-    v.read("fov_degrees", vo.fov_degrees);
-    v.check_range("fov_degrees", vo.fov_degrees, 1.0, 170.0);
-    v.read("turntable_views", vo.turntable_views);
-    v.check_int_range("turntable_views", vo.turntable_views, 1, 360);
-    v.finish();
-  }
-  return o;
+namespace {
+
+OptionSchema<FieldOptions> make_field_schema() {
+  using O = FieldOptions;
+  const auto fourier = only_for("encoding", &O::encoding, kFieldEncodingNames, FieldEncoding::fourier);
+  OptionSchema<O> s;
+  s.choice("encoding", &O::encoding, kFieldEncodingNames,
+           "γ(p): random Fourier features (Tancik et al. 2020) or SIREN layers (Sitzmann et al. 2020)");
+  s.field("features", &O::features, "fourier: Fourier features (sin and cos each)",
+          checks::int_range<int64_t>(1, 4096))
+      .applies(fourier);
+  s.field("fourier_scale", &O::fourier_scale, "fourier: std of B's entries, cycles per unit of p",
+          checks::range(1e-6, 1000.0))
+      .applies(fourier);
+  s.field("siren_omega", &O::siren_omega, "siren: ω0 of the sine layers", checks::range(1e-6, 1000.0))
+      .applies(only_for("encoding", &O::encoding, kFieldEncodingNames, FieldEncoding::siren));
+  s.field("hidden", &O::hidden, "width of the hidden layers", checks::int_range<int64_t>(1, 4096));
+  s.field("layers", &O::layers, "hidden layers", checks::int_range<int64_t>(1, 16));
+  return s;
 }
 
-YAML::Node emit_generator_options(const GeneratorOptions& o) {
-  YAML::Node n;
-  emit_enum(n, "kind", o.kind, kGeneratorKindNames);
-  if (o.kind == GeneratorKind::field) {
-    YAML::Node f;
-    emit_enum(f, "encoding", o.field.encoding, kFieldEncodingNames);
-    if (o.field.encoding == FieldEncoding::fourier) {
-      emit_value(f, "features", o.field.features);
-      emit_value(f, "fourier_scale", o.field.fourier_scale);
-    } else {
-      emit_value(f, "siren_omega", o.field.siren_omega);
-    }
-    emit_value(f, "hidden", o.field.hidden);
-    emit_value(f, "layers", o.field.layers);
-    n["field"] = f;
-  } else if (o.kind == GeneratorKind::volume) {
-    YAML::Node v;
-    emit_value(v, "grid", o.volume.grid);
-    emit_value(v, "ray_samples", o.volume.ray_samples);
-    emit_value(v, "camera_distance", o.volume.camera_distance);
-    emit_value(v, "elevation_degrees", o.volume.elevation_degrees);
-    emit_value(v, "fov_degrees", o.volume.fov_degrees);
-    emit_value(v, "turntable_views", o.volume.turntable_views);
-    n["volume"] = v;
-  }
-  return n;
+OptionSchema<VolumeOptions> make_volume_schema() {
+  using O = VolumeOptions;
+  OptionSchema<O> s;
+  s.field("grid", &O::grid, "voxels per side of the cube [-1, 1]³", checks::int_range<int64_t>(2, 256));
+  s.field("ray_samples", &O::ray_samples, "points per ray between the cube's near and far ends",
+          checks::int_range<int64_t>(1, 1024));
+  // Outside the cube's bounding sphere (radius √3), so that every ray starts in front of the object.
+  s.field("camera_distance", &O::camera_distance, "the camera's distance from the cube's centre",
+          checks::range(1.75, 100.0));
+  s.field("elevation_degrees", &O::elevation_degrees, "the camera circle's height above the equator",
+          checks::range(-89.0, 89.0));
+  s.field("fov_degrees", &O::fov_degrees, "vertical field of view", checks::range(1.0, 170.0));
+  s.field("turntable_views", &O::turntable_views, "views of the turntable written at the end",
+          checks::int_range<int64_t>(1, 360));
+  return s;
 }
+
+OptionSchema<GeneratorOptions> make_generator_schema() {
+  using O = GeneratorOptions;
+  OptionSchema<O> s;
+  s.choice("kind", &O::kind, kGeneratorKindNames,
+           "pixels: the image itself; field: a 2-D neural field; volume: a voxel grid seen by a turning camera");
+  s.section("field", &O::field, built_once<make_field_schema>())
+      .applies(only_for("kind", &O::kind, kGeneratorKindNames, GeneratorKind::field));
+  s.section("volume", &O::volume, built_once<make_volume_schema>())
+      .applies(only_for("kind", &O::kind, kGeneratorKindNames, GeneratorKind::volume));
+  return s;
+}
+
+}  // namespace
+
+const OptionSchema<GeneratorOptions>& generator_options_schema() { return built_once<make_generator_schema>(); }
 
 }  // namespace diffuse

@@ -23,116 +23,86 @@ std::vector<double> sigmas_at(const NoiseSchedule& schedule, const torch::Tensor
   return sigmas;
 }
 
-void parse_vsd(ConfigNode n, VsdOptions& o) {
-  n.read_enum("network", o.network, kParticleScoreNetworkNames);
-  if (o.network == ParticleScoreNetwork::lora) {
-    n.read("lora_rank", o.lora_rank);
-    n.check_int_range("lora_rank", o.lora_rank, 1, 1024);
-  }
-  n.read("lr", o.lr);
-  n.check_range("lr", o.lr, 1e-12, 10.0);
-  n.read("updates", o.updates);
-  n.check_int_range("updates", o.updates, 1, 100);
-  n.finish();
+OptionSchema<VsdOptions> make_vsd_schema() {
+  using O = VsdOptions;
+  OptionSchema<O> s;
+  s.choice("network", &O::network, kParticleScoreNetworkNames,
+           "the particle score model ε_φ: LoRA adapters on the prior's network, or a full copy of it");
+  s.field("lora_rank", &O::lora_rank, "network lora: rank of each adapter", checks::int_range<int64_t>(1, 1024))
+      .applies(only_for("network", &O::network, kParticleScoreNetworkNames, ParticleScoreNetwork::lora));
+  s.field("lr", &O::lr, "Adam learning rate of φ", checks::range(1e-12, 10.0));
+  s.field("updates", &O::updates, "φ updates per particle update", checks::int_range<int>(1, 100));
+  return s;
 }
 
-void parse_sdi(ConfigNode n, SdiOptions& o) {
-  n.read("inversion_steps", o.inversion_steps);
-  n.check_int_range("inversion_steps", o.inversion_steps, 0, 10000);
-  n.read("tau_max", o.tau_max);
-  n.check_range("tau_max", o.tau_max, 0.0, 1.0);
-  n.read("inversion_cfg", o.inversion_cfg);
-  n.check_range("inversion_cfg", o.inversion_cfg, -100.0, 100.0);
-  n.finish();
+OptionSchema<SdiOptions> make_sdi_schema() {
+  using O = SdiOptions;
+  OptionSchema<O> s;
+  s.field("inversion_steps", &O::inversion_steps,
+          "Euler (= DDIM) steps of each inversion; 0: int(10 t), at least 1", checks::int_range<int>(0, 10000));
+  s.field("tau_max", &O::tau_max, "the inversion runs to t + τ, τ ~ U(0, tau_max)", checks::range(0.0, 1.0));
+  s.field("inversion_cfg", &O::inversion_cfg, "guidance weight while inverting (negative allowed)",
+          checks::range(-100.0, 100.0));
+  return s;
+}
+
+// Labels of `classes`: each in [0, 1000000].
+std::string class_list_problem(const std::vector<int>& labels) {
+  for (int label : labels)
+    if (label < 0 || label > 1'000'000) return "labels must lie in [0, 1000000], found " + std::to_string(label);
+  return std::string();
+}
+
+OptionSchema<ScoreDistillationOptions> make_schema() {
+  using O = ScoreDistillationOptions;
+  const auto every = checks::int_range<int>(1, 10'000'000);
+  OptionSchema<O> s;
+  s.choice("method", &O::method, kScoreDistillationMethodNames,
+           "sds (Poole et al. 2022), vsd (Wang et al. 2023) or sdi (Lukoianov et al. 2024)")
+      .required("is required: sds, vsd or sdi");
+  s.section("generator", &O::generator, generator_options_schema());
+  s.field("particles", &O::particles, "images optimised together", checks::int_range<int64_t>(1, 4096));
+  s.field("steps", &O::steps, "generator updates", checks::int_range<int>(1, 10'000'000));
+  s.field("lr", &O::lr, "Adam learning rate of the generator", checks::range(1e-12, 10.0));
+  s.field("seed", &O::seed, "particle k starts from seed + k; the run's noise from seed",
+          checks::int_range<uint64_t>(0, int64_t{1} << 53));
+  s.field("class", &O::class_label, "-1: no label (the null class, or an unconditional model)",
+          checks::int_range<int64_t>(-1, 1'000'000))
+      .emit_if([](const O& o) { return o.classes.empty(); });
+  s.field("classes", &O::classes, "instead of class: labels cycled over the particles",
+          checks::custom<std::vector<int>>("labels in [0, 1000000]", class_list_problem))
+      .emit_if([](const O& o) { return !o.classes.empty(); });
+  s.field("cfg", &O::cfg, "guidance weight of the prior", checks::range(0.0, 100.0));
+  s.field("t_min", &O::t_min, "smallest time t ∈ (0, 1) drawn (sdi: where the annealing ends)",
+          checks::range(0.0, 1.0));
+  s.field("t_max", &O::t_max, "largest time drawn (sdi: where the annealing starts)", checks::range(0.0, 1.0));
+  s.choice("weighting", &O::weighting, kDistillWeightingNames, "w(t): the VP variance σ²/(1 + σ²), or 1");
+  s.section("vsd", &O::vsd, built_once<make_vsd_schema>())
+      .applies(only_for("method", &O::method, kScoreDistillationMethodNames, ScoreDistillationMethod::vsd));
+  s.section("sdi", &O::sdi, built_once<make_sdi_schema>())
+      .applies(only_for("method", &O::method, kScoreDistillationMethodNames, ScoreDistillationMethod::sdi));
+  s.field("log_every", &O::log_every, "steps between metrics.jsonl and progress lines", every);
+  s.field("snapshot_every", &O::snapshot_every, "steps between rows of the progress grid", every);
+  s.field("save_every", &O::save_every, "steps between saves of the resumable state", every);
+  s.rule([](const O& o, const OptionFail& fail) {
+    if (!o.classes.empty() && o.class_label >= 0)
+      fail("classes", "give class or classes, not both (class: -1 leaves the labels to classes)");
+    if (o.t_min > o.t_max)
+      fail("t_min", "must not exceed t_max (" + format_double(o.t_max) + "), found " + format_double(o.t_min));
+  });
+  return s;
 }
 
 }  // namespace
 
-ScoreDistillationOptions parse_score_distillation(ConfigNode& root) {
-  ScoreDistillationOptions o;
-  if (!root.has("method")) root.fail("method", "is required: sds, vsd or sdi");
-  root.read_enum("method", o.method, kScoreDistillationMethodNames);
-  {
-    ConfigNode g = root.child("generator");
-    o.generator = parse_generator_options(g);
-    g.finish();
-  }
-  root.read("particles", o.particles);
-  root.check_int_range("particles", o.particles, 1, 4096);
-  root.read("steps", o.steps);
-  root.check_int_range("steps", o.steps, 1, 10'000'000);
-  root.read("lr", o.lr);
-  root.check_range("lr", o.lr, 1e-12, 10.0);
-  int64_t seed = 0;
-  root.read("seed", seed);
-  root.check_int_range("seed", seed, 0, int64_t{1} << 53);
-  o.seed = static_cast<uint64_t>(seed);
-  root.read("class", o.class_label);
-  root.check_int_range("class", o.class_label, -1, 1'000'000);
-  if (root.has("classes") && o.class_label >= 0)
-    root.fail("classes", "give class or classes, not both (class: -1 leaves the labels to classes)");
-  root.read("classes", o.classes);
-  for (int label : o.classes)
-    if (label < 0 || label > 1'000'000) root.fail("classes", "labels must lie in [0, 1000000], found " + std::to_string(label));
-  root.read("cfg", o.cfg);
-  root.check_range("cfg", o.cfg, 0.0, 100.0);
-  root.read("t_min", o.t_min);
-  root.check_range("t_min", o.t_min, 0.0, 1.0);
-  root.read("t_max", o.t_max);
-  root.check_range("t_max", o.t_max, 0.0, 1.0);
-  if (o.t_min > o.t_max) root.fail("t_min", "must not exceed t_max (" + format_double(o.t_max) + "), found " + format_double(o.t_min));
-  root.read_enum("weighting", o.weighting, kDistillWeightingNames);
-  if (o.method == ScoreDistillationMethod::vsd) parse_vsd(root.child("vsd"), o.vsd);
-  if (o.method == ScoreDistillationMethod::sdi) parse_sdi(root.child("sdi"), o.sdi);
-  root.read("log_every", o.log_every);
-  root.check_int_range("log_every", o.log_every, 1, 10'000'000);
-  root.read("snapshot_every", o.snapshot_every);
-  root.check_int_range("snapshot_every", o.snapshot_every, 1, 10'000'000);
-  root.read("save_every", o.save_every);
-  root.check_int_range("save_every", o.save_every, 1, 10'000'000);
-  root.finish();
-  return o;
-}
+const OptionSchema<ScoreDistillationOptions>& score_distillation_schema() { return built_once<make_schema>(); }
 
-YAML::Node emit_score_distillation(const ScoreDistillationOptions& o) {
-  YAML::Node n;
-  emit_enum(n, "method", o.method, kScoreDistillationMethodNames);
-  n["generator"] = emit_generator_options(o.generator);
-  emit_value(n, "particles", o.particles);
-  emit_value(n, "steps", o.steps);
-  emit_value(n, "lr", o.lr);
-  emit_value(n, "seed", static_cast<int64_t>(o.seed));
-  if (o.classes.empty()) emit_value(n, "class", o.class_label);
-  else n["classes"] = o.classes;
-  emit_value(n, "cfg", o.cfg);
-  emit_value(n, "t_min", o.t_min);
-  emit_value(n, "t_max", o.t_max);
-  emit_enum(n, "weighting", o.weighting, kDistillWeightingNames);
-  if (o.method == ScoreDistillationMethod::vsd) {
-    YAML::Node v;
-    emit_enum(v, "network", o.vsd.network, kParticleScoreNetworkNames);
-    if (o.vsd.network == ParticleScoreNetwork::lora) emit_value(v, "lora_rank", o.vsd.lora_rank);
-    emit_value(v, "lr", o.vsd.lr);
-    emit_value(v, "updates", o.vsd.updates);
-    n["vsd"] = v;
-  }
-  if (o.method == ScoreDistillationMethod::sdi) {
-    YAML::Node s;
-    emit_value(s, "inversion_steps", o.sdi.inversion_steps);
-    emit_value(s, "tau_max", o.sdi.tau_max);
-    emit_value(s, "inversion_cfg", o.sdi.inversion_cfg);
-    n["sdi"] = s;
-  }
-  emit_value(n, "log_every", o.log_every);
-  emit_value(n, "snapshot_every", o.snapshot_every);
-  emit_value(n, "save_every", o.save_every);
-  return n;
-}
+ScoreDistillationOptions parse_score_distillation(ConfigNode& root) { return score_distillation_schema().parse(root); }
+
+YAML::Node emit_score_distillation(const ScoreDistillationOptions& o) { return score_distillation_schema().emit(o); }
 
 ScoreDistillationOptions load_score_distillation(const std::string& path, const std::vector<std::string>& overrides) {
-  ConfigNode root = ConfigNode::load_file(path);
-  for (const auto& o : overrides) root.apply_override(o);
-  return parse_score_distillation(root);
+  return score_distillation_schema().load(path, overrides);
 }
 
 int64_t particle_label(const ScoreDistillationOptions& o, int64_t k) {

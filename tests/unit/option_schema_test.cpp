@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "diffuse/config/config_reference.h"
 #include "diffuse/config/experiment_config.h"
 #include "diffuse/core/error.h"
+#include "diffuse/distill/score_distillation.h"
 #include "diffuse/inverse/operator.h"
 #include "diffuse/inverse/restore_task.h"
 #include "support/expect_text.h"
@@ -17,6 +20,24 @@
 
 namespace diffuse {
 namespace {
+
+// The dotted paths of the scalar and list leaves of an emitted mapping.
+std::vector<std::string> leaf_keys(const YAML::Node& emitted) {
+  std::vector<std::string> keys;
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n,
+                                                                        const std::string& path) {
+    for (const auto& kv : n) {
+      const std::string key = path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar();
+      if (kv.second.IsMap()) {
+        walk(kv.second, key);
+      } else {
+        keys.push_back(key);
+      }
+    }
+  };
+  walk(emitted, "");
+  return keys;
+}
 
 TEST(OptionSchema, ReadmeReferenceIsTheGeneratedOne) {
   const std::string path = (test::source_dir() / "README.md").string();
@@ -46,20 +67,7 @@ TEST(OptionSchema, ReferenceKeysAreTheEmittedKeys) {
   c.model.arch = ModelArch::classifier;
   c.distill.method = DistillMethod::consistency;
   c.distill.teacher = "t.pt";
-  YAML::Node emitted = emit_experiment_config(c);
-  std::vector<std::string> flat;
-  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n,
-                                                                        const std::string& path) {
-    for (const auto& kv : n) {
-      const std::string key = path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar();
-      if (kv.second.IsMap()) {
-        walk(kv.second, key);
-      } else {
-        flat.push_back(key);
-      }
-    }
-  };
-  walk(emitted, "");
+  std::vector<std::string> flat = leaf_keys(emit_experiment_config(c));
   std::vector<std::string> listed;
   for (const auto& row : experiment_config_schema().reference(ExperimentConfig{}, ""))
     if (row.key.rfind("model.dit.", 0) != 0)
@@ -67,6 +75,56 @@ TEST(OptionSchema, ReferenceKeysAreTheEmittedKeys) {
   std::sort(flat.begin(), flat.end());
   std::sort(listed.begin(), listed.end());
   EXPECT_EQ(flat, listed);
+}
+
+// Each method and generator variant emits exactly its own keys, and together they emit every
+// key of the score-distillation reference; a key of another variant is refused by name.
+TEST(OptionSchema, ScoreDistillationVariantsEmitTheReferenceKeys) {
+  std::vector<std::string> emitted;
+  using M = ScoreDistillationMethod;
+  for (const auto& [method, kind, encoding, network] :
+       std::vector<std::tuple<M, GeneratorKind, FieldEncoding, ParticleScoreNetwork>>{
+           {M::sds, GeneratorKind::pixels, FieldEncoding::fourier, ParticleScoreNetwork::lora},
+           {M::vsd, GeneratorKind::field, FieldEncoding::fourier, ParticleScoreNetwork::lora},
+           {M::vsd, GeneratorKind::field, FieldEncoding::siren, ParticleScoreNetwork::copy},
+           {M::sdi, GeneratorKind::volume, FieldEncoding::fourier, ParticleScoreNetwork::lora}}) {
+    ScoreDistillationOptions o;
+    o.method = method;
+    o.generator.kind = kind;
+    o.generator.field.encoding = encoding;
+    o.vsd.network = network;
+    const std::string yaml = to_yaml_string(emit_score_distillation(o));
+    const auto keys = leaf_keys(emit_score_distillation(o));
+    emitted.insert(emitted.end(), keys.begin(), keys.end());
+    ConfigNode again = ConfigNode::load_string(yaml, "<emitted>");
+    EXPECT_EQ(to_yaml_string(emit_score_distillation(parse_score_distillation(again))), yaml) << yaml;
+  }
+  ScoreDistillationOptions with_classes;
+  with_classes.classes = {1, 2};
+  for (const auto& key : leaf_keys(emit_score_distillation(with_classes))) emitted.push_back(key);
+  std::sort(emitted.begin(), emitted.end());
+  emitted.erase(std::unique(emitted.begin(), emitted.end()), emitted.end());
+  std::vector<std::string> listed;
+  for (const auto& row : score_distillation_schema().reference(ScoreDistillationOptions{}, ""))
+    listed.push_back(row.key);
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(emitted, listed);
+
+  const auto error_of = [](const std::string& text) {
+    return test::error_message<ConfigError>([&] {
+      ConfigNode n = ConfigNode::load_string(text, "<task>");
+      parse_score_distillation(n);
+    });
+  };
+  EXPECT_CONTAINS(error_of("method: sds\nsdi: {tau_max: 0.1}\n"),
+                  "sdi: applies to method 'sdi' only (method is 'sds')");
+  EXPECT_CONTAINS(error_of("method: sds\ngenerator: {kind: field, field: {encoding: siren, features: 8}}\n"),
+                  "generator.field.features: applies to encoding 'fourier' only (encoding is 'siren')");
+  GeneratorOptions g;
+  g.kind = GeneratorKind::volume;
+  g.volume.grid = 1;
+  EXPECT_CONTAINS(test::error_message<ConfigError>([&] { make_image_generator(g, {1, 1, 4, 4}, {0}); }),
+                  "generator.volume.grid: must be an integer in [2, 256], found 1");
 }
 
 TEST(OptionSchema, DefaultsOfOtherSchedulesAreShown) {

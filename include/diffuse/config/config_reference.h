@@ -1,12 +1,13 @@
 #pragma once
-// README.md's "Config reference": the tables of every experiment-config and restore-task
-// key, generated from the option schemas, so the documentation cannot drift from the parser
+// README.md's "Config reference": the tables of every experiment-config, restore-task and
+// score-distillation-task key, generated from the option schemas, so the documentation cannot drift from the parser
 // (`diffuse config --reference` prints it; a test checks the README against it).
 #include <string>
 
 namespace diffuse {
 
-// The generated Markdown: the experiment config table, then the restore task table.
+// The generated Markdown: the experiment config table, the restore task table, then the
+// score-distillation task table.
 std::string config_reference_markdown();
 
 // `readme` with the text between its reference markers replaced by config_reference_markdown();

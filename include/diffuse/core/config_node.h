@@ -79,10 +79,6 @@ class ConfigNode {
   // Throws a ConfigError located at `key`: "<where>: <path>: <message>".
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
-  // Range checks of values already read: fail(key, "must lie in [lo, hi], found v").
-  void check_range(const std::string& key, double value, double lo, double hi) const;
-  void check_int_range(const std::string& key, int64_t value, int64_t lo, int64_t hi) const;
-
   const YAML::Node& yaml() const { return node_; }
 
  private:

@@ -363,6 +363,18 @@ class OptionSchema {
   std::vector<std::pair<std::string, S>> variants_;
 };
 
+// The `applies` of keys that only one value of an enum key reads (the enum `selector_key`
+// of the same struct): "applies to kind 'volume' only (kind is 'pixels')".
+template <class S, class E, size_t N>
+std::function<std::string(const S&)> only_for(const char* selector_key, E S::*selector,
+                                              const std::array<EnumName<E>, N>& names, E value) {
+  return [selector_key, selector, &names, value](const S& s) {
+    if (s.*selector == value) return std::string();
+    return std::string("applies to ") + selector_key + " '" + enum_name(value, names) +
+           "' only (" + selector_key + " is '" + enum_name(s.*selector, names) + "')";
+  };
+}
+
 // The schema that `Make` builds, built on first use and kept: schemas are immutable, so
 // each `*_schema()` accessor returns built_once<its make function>().
 template <auto Make>

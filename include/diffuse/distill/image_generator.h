@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/option_schema.h"
 
 namespace diffuse {
 
@@ -80,12 +80,11 @@ class ImageGenerator : public torch::nn::Module {
 };
 
 // Builds a generator with particle k initialised from seed seeds[k] (one per particle).
-// Throws ConfigError for options out of range.
+// Throws ConfigError for options out of range (generator_options_schema's checks).
 std::shared_ptr<ImageGenerator> make_image_generator(const GeneratorOptions& options, const RenderShape& shape,
                                                      const std::vector<uint64_t>& seeds);
 
-// Reads the `generator` mapping (kind plus its own sub-mapping) and writes it back.
-GeneratorOptions parse_generator_options(ConfigNode& node);
-YAML::Node emit_generator_options(const GeneratorOptions& options);
+// The `generator` mapping of a score-distillation task: kind plus that kind's own section.
+const OptionSchema<GeneratorOptions>& generator_options_schema();
 
 }  // namespace diffuse

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "diffuse/core/config_node.h"
+#include "diffuse/core/option_schema.h"
 #include "diffuse/distill/image_generator.h"
 #include "diffuse/precond/precond.h"
 #include "diffuse/schedule/noise_schedule.h"
@@ -85,6 +85,9 @@ struct ScoreDistillationOptions {
   int save_every = 100;    // the resumable state
 };
 
+// The keys of a score-distillation task (`diffuse distill --config`, README.md "Config
+// reference"); parse → emit → parse is the identity.
+const OptionSchema<ScoreDistillationOptions>& score_distillation_schema();
 ScoreDistillationOptions parse_score_distillation(ConfigNode& root);
 // The label of particle k: classes[k mod |classes|], else class_label (-1: none).
 int64_t particle_label(const ScoreDistillationOptions& options, int64_t k);
