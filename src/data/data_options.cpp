@@ -6,9 +6,6 @@ namespace diffuse {
 
 namespace {
 
-constexpr int64_t kMaxImageSize = 4096;
-constexpr int64_t kMaxChannels = 1024;
-
 bool holds_pictures(DatasetType type) {
   return type == DatasetType::idx || type == DatasetType::cifar10 ||
          type == DatasetType::image_folder;
@@ -33,7 +30,7 @@ OptionSchema<DataOptions> make_schema() {
   s.field("channels", &O::channels,
           "output channels: 1 or 3 for idx, cifar10 and image_folder, any for random; 0 keeps the "
           "native channels",
-          checks::zero_or_int_range<int>(1, kMaxChannels, "the native channels"));
+          checks::zero_or_int_range<int>(1, kMaxImageChannels, "the native channels"));
   s.field("hflip", &O::hflip, "random horizontal flips (training augmentation)");
   s.field("allow_upscale", &O::allow_upscale,
           "image folders: allow images smaller than `resolution`");

@@ -1,13 +1,11 @@
 #include "diffuse/models/model_options.h"
 
+#include "diffuse/data/data_options.h"
 #include "diffuse/models/registry.h"
 
 namespace diffuse {
 
 namespace {
-
-constexpr int64_t kMaxImageSize = 4096;
-constexpr int64_t kMaxChannels = 1024;
 
 // Dropout, GroupNorm and the resampling blocks.
 void add_unet_normalisation(OptionSchema<UNetOptions>& s) {
@@ -151,7 +149,7 @@ OptionSchema<ModelOptions> make_model_schema() {
           "(must match `model.arch` when both are given)")
       .after_read(apply_preset);
   s.field("in_channels", &O::in_channels, "image channels; 0 = from the dataset",
-          checks::zero_or_int_range<int>(1, kMaxChannels, "from the dataset"));
+          checks::zero_or_int_range<int>(1, kMaxImageChannels, "from the dataset"));
   s.field("image_size", &O::image_size, "image side; 0 = from the dataset",
           checks::zero_or_int_range<int>(2, kMaxImageSize, "from the dataset"));
   s.field("num_classes", &O::num_classes,

@@ -9,6 +9,10 @@
 
 namespace diffuse {
 
+// The largest image side and channel count that datasets and networks accept.
+inline constexpr int64_t kMaxImageSize = 4096;
+inline constexpr int64_t kMaxImageChannels = 1024;
+
 enum class DatasetType { idx, cifar10, image_folder, latents, random, couplings };
 inline constexpr std::array<EnumName<DatasetType>, 6> kDatasetTypeNames{{
     {"idx", DatasetType::idx},
