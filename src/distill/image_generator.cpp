@@ -174,17 +174,20 @@ namespace {
 
 OptionSchema<FieldOptions> make_field_schema() {
   using O = FieldOptions;
-  const auto fourier = only_for("encoding", &O::encoding, kFieldEncodingNames, FieldEncoding::fourier);
+  const auto fourier =
+      only_for("encoding", &O::encoding, kFieldEncodingNames, FieldEncoding::fourier);
   OptionSchema<O> s;
-  s.choice("encoding", &O::encoding, kFieldEncodingNames,
-           "γ(p): random Fourier features (Tancik et al. 2020) or SIREN layers (Sitzmann et al. 2020)");
+  s.choice(
+      "encoding", &O::encoding, kFieldEncodingNames,
+      "γ(p): random Fourier features (Tancik et al. 2020) or SIREN layers (Sitzmann et al. 2020)");
   s.field("features", &O::features, "fourier: Fourier features (sin and cos each)",
           checks::int_range<int64_t>(1, 4096))
       .applies(fourier);
   s.field("fourier_scale", &O::fourier_scale, "fourier: std of B's entries, cycles per unit of p",
           checks::range(1e-6, 1000.0))
       .applies(fourier);
-  s.field("siren_omega", &O::siren_omega, "siren: ω0 of the sine layers", checks::range(1e-6, 1000.0))
+  s.field("siren_omega", &O::siren_omega, "siren: ω0 of the sine layers",
+          checks::range(1e-6, 1000.0))
       .applies(only_for("encoding", &O::encoding, kFieldEncodingNames, FieldEncoding::siren));
   s.field("hidden", &O::hidden, "width of the hidden layers", checks::int_range<int64_t>(1, 4096));
   s.field("layers", &O::layers, "hidden layers", checks::int_range<int64_t>(1, 16));
@@ -194,14 +197,16 @@ OptionSchema<FieldOptions> make_field_schema() {
 OptionSchema<VolumeOptions> make_volume_schema() {
   using O = VolumeOptions;
   OptionSchema<O> s;
-  s.field("grid", &O::grid, "voxels per side of the cube [-1, 1]³", checks::int_range<int64_t>(2, 256));
+  s.field("grid", &O::grid, "voxels per side of the cube [-1, 1]³",
+          checks::int_range<int64_t>(2, 256));
   s.field("ray_samples", &O::ray_samples, "points per ray between the cube's near and far ends",
           checks::int_range<int64_t>(1, 1024));
-  // Outside the cube's bounding sphere (radius √3), so that every ray starts in front of the object.
+  // Outside the cube's bounding sphere (radius √3), so that every ray starts in front of the
+  // object.
   s.field("camera_distance", &O::camera_distance, "the camera's distance from the cube's centre",
           checks::range(1.75, 100.0));
-  s.field("elevation_degrees", &O::elevation_degrees, "the camera circle's height above the equator",
-          checks::range(-89.0, 89.0));
+  s.field("elevation_degrees", &O::elevation_degrees,
+          "the camera circle's height above the equator", checks::range(-89.0, 89.0));
   s.field("fov_degrees", &O::fov_degrees, "vertical field of view", checks::range(1.0, 170.0));
   s.field("turntable_views", &O::turntable_views, "views of the turntable written at the end",
           checks::int_range<int64_t>(1, 360));
@@ -212,7 +217,8 @@ OptionSchema<GeneratorOptions> make_generator_schema() {
   using O = GeneratorOptions;
   OptionSchema<O> s;
   s.choice("kind", &O::kind, kGeneratorKindNames,
-           "pixels: the image itself; field: a 2-D neural field; volume: a voxel grid seen by a turning camera");
+           "pixels: the image itself; field: a 2-D neural field; volume: a voxel grid seen by a "
+           "turning camera");
   s.section("field", &O::field, built_once<make_field_schema>())
       .applies(only_for("kind", &O::kind, kGeneratorKindNames, GeneratorKind::field));
   s.section("volume", &O::volume, built_once<make_volume_schema>())
@@ -222,6 +228,8 @@ OptionSchema<GeneratorOptions> make_generator_schema() {
 
 }  // namespace
 
-const OptionSchema<GeneratorOptions>& generator_options_schema() { return built_once<make_generator_schema>(); }
+const OptionSchema<GeneratorOptions>& generator_options_schema() {
+  return built_once<make_generator_schema>();
+}
 
 }  // namespace diffuse

@@ -26,10 +26,13 @@ std::vector<double> sigmas_at(const NoiseSchedule& schedule, const torch::Tensor
 OptionSchema<VsdOptions> make_vsd_schema() {
   using O = VsdOptions;
   OptionSchema<O> s;
-  s.choice("network", &O::network, kParticleScoreNetworkNames,
-           "the particle score model ε_φ: LoRA adapters on the prior's network, or a full copy of it");
-  s.field("lora_rank", &O::lora_rank, "network lora: rank of each adapter", checks::int_range<int64_t>(1, 1024))
-      .applies(only_for("network", &O::network, kParticleScoreNetworkNames, ParticleScoreNetwork::lora));
+  s.choice(
+      "network", &O::network, kParticleScoreNetworkNames,
+      "the particle score model ε_φ: LoRA adapters on the prior's network, or a full copy of it");
+  s.field("lora_rank", &O::lora_rank, "network lora: rank of each adapter",
+          checks::int_range<int64_t>(1, 1024))
+      .applies(
+          only_for("network", &O::network, kParticleScoreNetworkNames, ParticleScoreNetwork::lora));
   s.field("lr", &O::lr, "Adam learning rate of φ", checks::range(1e-12, 10.0));
   s.field("updates", &O::updates, "φ updates per particle update", checks::int_range<int>(1, 100));
   return s;
@@ -39,8 +42,10 @@ OptionSchema<SdiOptions> make_sdi_schema() {
   using O = SdiOptions;
   OptionSchema<O> s;
   s.field("inversion_steps", &O::inversion_steps,
-          "Euler (= DDIM) steps of each inversion; 0: int(10 t), at least 1", checks::int_range<int>(0, 10000));
-  s.field("tau_max", &O::tau_max, "the inversion runs to t + τ, τ ~ U(0, tau_max)", checks::range(0.0, 1.0));
+          "Euler (= DDIM) steps of each inversion; 0: int(10 t), at least 1",
+          checks::int_range<int>(0, 10000));
+  s.field("tau_max", &O::tau_max, "the inversion runs to t + τ, τ ~ U(0, tau_max)",
+          checks::range(0.0, 1.0));
   s.field("inversion_cfg", &O::inversion_cfg, "guidance weight while inverting (negative allowed)",
           checks::range(-100.0, 100.0));
   return s;
@@ -49,7 +54,8 @@ OptionSchema<SdiOptions> make_sdi_schema() {
 // Labels of `classes`: each in [0, 1000000].
 std::string class_list_problem(const std::vector<int>& labels) {
   for (int label : labels)
-    if (label < 0 || label > 1'000'000) return "labels must lie in [0, 1000000], found " + std::to_string(label);
+    if (label < 0 || label > 1'000'000)
+      return "labels must lie in [0, 1000000], found " + std::to_string(label);
   return std::string();
 }
 
@@ -61,7 +67,8 @@ OptionSchema<ScoreDistillationOptions> make_schema() {
            "sds (Poole et al. 2022), vsd (Wang et al. 2023) or sdi (Lukoianov et al. 2024)")
       .required("is required: sds, vsd or sdi");
   s.section("generator", &O::generator, generator_options_schema());
-  s.field("particles", &O::particles, "images optimised together", checks::int_range<int64_t>(1, 4096));
+  s.field("particles", &O::particles, "images optimised together",
+          checks::int_range<int64_t>(1, 4096));
   s.field("steps", &O::steps, "generator updates", checks::int_range<int>(1, 10'000'000));
   s.field("lr", &O::lr, "Adam learning rate of the generator", checks::range(1e-12, 10.0));
   s.field("seed", &O::seed, "particle k starts from seed + k; the run's noise from seed",
@@ -75,12 +82,16 @@ OptionSchema<ScoreDistillationOptions> make_schema() {
   s.field("cfg", &O::cfg, "guidance weight of the prior", checks::range(0.0, 100.0));
   s.field("t_min", &O::t_min, "smallest time t ∈ (0, 1) drawn (sdi: where the annealing ends)",
           checks::range(0.0, 1.0));
-  s.field("t_max", &O::t_max, "largest time drawn (sdi: where the annealing starts)", checks::range(0.0, 1.0));
-  s.choice("weighting", &O::weighting, kDistillWeightingNames, "w(t): the VP variance σ²/(1 + σ²), or 1");
+  s.field("t_max", &O::t_max, "largest time drawn (sdi: where the annealing starts)",
+          checks::range(0.0, 1.0));
+  s.choice("weighting", &O::weighting, kDistillWeightingNames,
+           "w(t): the VP variance σ²/(1 + σ²), or 1");
   s.section("vsd", &O::vsd, built_once<make_vsd_schema>())
-      .applies(only_for("method", &O::method, kScoreDistillationMethodNames, ScoreDistillationMethod::vsd));
+      .applies(only_for("method", &O::method, kScoreDistillationMethodNames,
+                        ScoreDistillationMethod::vsd));
   s.section("sdi", &O::sdi, built_once<make_sdi_schema>())
-      .applies(only_for("method", &O::method, kScoreDistillationMethodNames, ScoreDistillationMethod::sdi));
+      .applies(only_for("method", &O::method, kScoreDistillationMethodNames,
+                        ScoreDistillationMethod::sdi));
   s.field("log_every", &O::log_every, "steps between metrics.jsonl and progress lines", every);
   s.field("snapshot_every", &O::snapshot_every, "steps between rows of the progress grid", every);
   s.field("save_every", &O::save_every, "steps between saves of the resumable state", every);
@@ -88,18 +99,25 @@ OptionSchema<ScoreDistillationOptions> make_schema() {
     if (!o.classes.empty() && o.class_label >= 0)
       fail("classes", "give class or classes, not both (class: -1 leaves the labels to classes)");
     if (o.t_min > o.t_max)
-      fail("t_min", "must not exceed t_max (" + format_double(o.t_max) + "), found " + format_double(o.t_min));
+      fail("t_min", "must not exceed t_max (" + format_double(o.t_max) + "), found " +
+                        format_double(o.t_min));
   });
   return s;
 }
 
 }  // namespace
 
-const OptionSchema<ScoreDistillationOptions>& score_distillation_schema() { return built_once<make_schema>(); }
+const OptionSchema<ScoreDistillationOptions>& score_distillation_schema() {
+  return built_once<make_schema>();
+}
 
-ScoreDistillationOptions parse_score_distillation(ConfigNode& root) { return score_distillation_schema().parse(root); }
+ScoreDistillationOptions parse_score_distillation(ConfigNode& root) {
+  return score_distillation_schema().parse(root);
+}
 
-YAML::Node emit_score_distillation(const ScoreDistillationOptions& o) { return score_distillation_schema().emit(o); }
+YAML::Node emit_score_distillation(const ScoreDistillationOptions& o) {
+  return score_distillation_schema().emit(o);
+}
 
 ScoreDistillationOptions load_score_distillation(const std::string& path, const std::vector<std::string>& overrides) {
   return score_distillation_schema().load(path, overrides);

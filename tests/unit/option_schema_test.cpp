@@ -97,7 +97,8 @@ TEST(OptionSchema, ScoreDistillationVariantsEmitTheReferenceKeys) {
     const auto keys = leaf_keys(emit_score_distillation(o));
     emitted.insert(emitted.end(), keys.begin(), keys.end());
     ConfigNode again = ConfigNode::load_string(yaml, "<emitted>");
-    EXPECT_EQ(to_yaml_string(emit_score_distillation(parse_score_distillation(again))), yaml) << yaml;
+    EXPECT_EQ(to_yaml_string(emit_score_distillation(parse_score_distillation(again))), yaml)
+        << yaml;
   }
   ScoreDistillationOptions with_classes;
   with_classes.classes = {1, 2};
@@ -118,12 +119,15 @@ TEST(OptionSchema, ScoreDistillationVariantsEmitTheReferenceKeys) {
   };
   EXPECT_CONTAINS(error_of("method: sds\nsdi: {tau_max: 0.1}\n"),
                   "sdi: applies to method 'sdi' only (method is 'sds')");
-  EXPECT_CONTAINS(error_of("method: sds\ngenerator: {kind: field, field: {encoding: siren, features: 8}}\n"),
-                  "generator.field.features: applies to encoding 'fourier' only (encoding is 'siren')");
+  EXPECT_CONTAINS(
+      error_of("method: sds\ngenerator: {kind: field, field: {encoding: siren, features: 8}}\n"),
+      "generator.field.features: applies to encoding 'fourier' only (encoding is 'siren')");
   GeneratorOptions g;
   g.kind = GeneratorKind::volume;
   g.volume.grid = 1;
-  EXPECT_CONTAINS(test::error_message<ConfigError>([&] { make_image_generator(g, {1, 1, 4, 4}, {0}); }),
+  EXPECT_CONTAINS(test::error_message<ConfigError>([&] {
+                    make_image_generator(g, {1, 1, 4, 4}, {0});
+                  }),
                   "generator.volume.grid: must be an integer in [2, 256], found 1");
 }
 

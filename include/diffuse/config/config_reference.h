@@ -1,6 +1,7 @@
 #pragma once
 // README.md's "Config reference": the tables of every experiment-config, restore-task and
-// score-distillation-task key, generated from the option schemas, so the documentation cannot drift from the parser
+// score-distillation-task key, generated from the option schemas, so the documentation cannot drift
+// from the parser
 // (`diffuse config --reference` prints it; a test checks the README against it).
 #include <string>
 

@@ -370,8 +370,8 @@ std::function<std::string(const S&)> only_for(const char* selector_key, E S::*se
                                               const std::array<EnumName<E>, N>& names, E value) {
   return [selector_key, selector, &names, value](const S& s) {
     if (s.*selector == value) return std::string();
-    return std::string("applies to ") + selector_key + " '" + enum_name(value, names) +
-           "' only (" + selector_key + " is '" + enum_name(s.*selector, names) + "')";
+    return std::string("applies to ") + selector_key + " '" + enum_name(value, names) + "' only (" +
+           selector_key + " is '" + enum_name(s.*selector, names) + "')";
   };
 }
 
