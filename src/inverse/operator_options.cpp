@@ -3,6 +3,7 @@
 
 #include "diffuse/core/error.h"
 #include "diffuse/core/text.h"
+#include "diffuse/data/data_options.h"
 #include "diffuse/inverse/operator.h"
 
 namespace diffuse {
@@ -42,10 +43,12 @@ ValueCheck<std::string> operator_name() {
       });
 }
 
+// A box corner is a pixel position, so it is bounded by the largest image side.
 ValueCheck<int64_t> box_corner() {
-  return checks::custom<int64_t>("-1 or [0, 4096]", [](const int64_t& v) {
-    return v < -1 || v > 4096 ? std::string("must lie in [0, 4096], or be -1 to centre the box")
-                              : std::string();
+  const std::string range = "[0, " + std::to_string(kMaxImageSize) + "]";
+  return checks::custom<int64_t>("-1 or " + range, [range](const int64_t& v) {
+    return v < -1 || v > kMaxImageSize ? "must lie in " + range + ", or be -1 to centre the box"
+                                       : std::string();
   });
 }
 
@@ -58,7 +61,7 @@ void own_key(OptionSchema<OperatorOptions>& s, const char* key) {
 void add_box_keys(OptionSchema<OperatorOptions>& s) {
   using O = OperatorOptions;
   s.field("box_size", &O::box_size, doc_with_users("box_size", "side of the square hole in pixels"),
-          checks::int_range<int64_t>(1, 4096));
+          checks::int_range<int64_t>(1, kMaxImageSize));
   own_key(s, "box_size");
   s.field("random_box", &O::random_box,
           doc_with_users("random_box", "draw the box position from `seed`"));

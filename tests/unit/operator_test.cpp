@@ -1,6 +1,8 @@
 // Measurement operators (DESIGN §3, §5): exact adjoints ⟨Ax, y⟩ = ⟨x, Aᵀy⟩ in float64,
 // autograd gradients against central finite differences, the name table, option checks,
 // seeded masks and kernels, and measurement noise drawn per sample.
+#include "diffuse/inverse/operator.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,8 +12,8 @@
 #include "diffuse/core/error.h"
 #include "diffuse/core/seeded_noise.h"
 #include "diffuse/inverse/measurement_noise.h"
-#include "diffuse/inverse/operator.h"
 #include "inverse/concrete_operators.h"
+#include "support/expect_text.h"
 
 using namespace diffuse;
 
@@ -201,6 +203,26 @@ TEST(Operator, BadOptionValuesNameTheKey) {
   o.box_top = 0;
   o.box_left = 10;
   expect_key(o, 12, "box_left");
+}
+
+// The box's size and corners are pixel positions: the schema bounds them by the largest image
+// side, whatever the image at hand (the image-size checks come after).
+TEST(Operator, BoxKeysAreBoundedByTheLargestImageSide) {
+  const auto message = [](OperatorOptions o) {
+    o.name = "inpaint_box";
+    return test::error_message<ConfigError>([&] { make_operator(o, 1, 8); });
+  };
+  OperatorOptions o;
+  o.box_size = 4097;
+  EXPECT_CONTAINS(message(o), "operator.box_size: must be an integer in [1, 4096], found 4097");
+  o = OperatorOptions{};
+  o.box_top = 4097;
+  EXPECT_CONTAINS(message(o),
+                  "operator.box_top: must lie in [0, 4096], or be -1 to centre the box");
+  o = OperatorOptions{};
+  o.box_left = -2;
+  EXPECT_CONTAINS(message(o),
+                  "operator.box_left: must lie in [0, 4096], or be -1 to centre the box");
 }
 
 TEST(Operator, WrongInputShapeIsADataErrorWithBothShapes) {
